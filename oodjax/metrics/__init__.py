@@ -1,0 +1,19 @@
+"""OOD detection metrics. Scores are ID-scores: higher = more in-distribution.
+
+`ood_metrics` gives AUROC, AUPR-In/Out, FPR95 in both conventions (ID positive, as in
+ODIN/Energy/AMP; OOD positive, as in OpenOOD v1.5), detection error (paper 001) and DTACC.
+"""
+
+from oodjax.metrics._bootstrap import bootstrap
+from oodjax.metrics._ood import METRIC_NAMES, check_scores, ood_metrics
+from oodjax.metrics._table import HEADERS, average_records, format_table
+
+__all__ = [
+    "HEADERS",
+    "METRIC_NAMES",
+    "average_records",
+    "bootstrap",
+    "check_scores",
+    "format_table",
+    "ood_metrics",
+]

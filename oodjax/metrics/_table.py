@@ -1,0 +1,101 @@
+"""Tables of OOD metrics as the papers print them: percentages with two decimals."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from oodjax.metrics._ood import METRIC_NAMES
+
+HEADERS: dict[str, str] = {
+    "auroc": "AUROC",
+    "aupr_in": "AUPR-In",
+    "aupr_out": "AUPR-Out",
+    "fpr95": "FPR95",
+    "fpr95_ood_positive": "FPR95 (OOD+)",
+    "detection_error": "Det.Err",
+    "dtacc": "DTACC",
+}
+
+Record = Mapping[str, Any]
+
+
+def average_records(records: Sequence[Record], *, name: str = "average") -> list[dict[str, Any]]:
+    """One record per scorer with every metric averaged over its OOD sets (`ood_set` = `name`).
+
+    A metric given as (mean, std) is averaged on its mean and std alike.
+    """
+    by_scorer: dict[str, list[Record]] = {}
+    for r in records:
+        by_scorer.setdefault(r["scorer"], []).append(r)
+    out = []
+    for scorer, rows in by_scorer.items():
+        avg: dict[str, Any] = {"scorer": scorer, "ood_set": name}
+        for m in METRIC_NAMES:
+            vals = [r[m] for r in rows if m in r]
+            if not vals:
+                continue
+            mean = np.mean(np.asarray(vals, dtype=np.float64), axis=0)
+            avg[m] = tuple(mean.tolist()) if isinstance(vals[0], tuple) else float(mean)
+        out.append(avg)
+    return out
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, tuple):
+        mean, std = value
+        return f"{100 * mean:.2f} ± {100 * std:.2f}"
+    return f"{100 * value:.2f}"
+
+
+def format_table(
+    records: Sequence[Record],
+    *,
+    fmt: str = "markdown",
+    metrics: Sequence[str] = ("fpr95", "auroc", "aupr_in", "aupr_out", "detection_error", "dtacc"),
+    average: bool = True,
+) -> str:
+    """Formats metric records ({'scorer', 'ood_set', metric: float or (mean, std)}) as a table.
+
+    Args:
+      records: one mapping per (scorer, OOD set); metric values in [0, 1].
+      fmt: "markdown" (mean ± std cells) or "csv" (std in extra `<metric>_std` columns).
+      metrics: the columns, in order; names from METRIC_NAMES.
+      average: append, per scorer, the average over its OOD sets.
+    Returns:
+      the table as a string, values as percentages with two decimals.
+    """
+    unknown = [m for m in metrics if m not in HEADERS]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; known: {list(HEADERS)}")
+    rows = list(records) + (average_records(records) if average and records else [])
+    if fmt == "markdown":
+        head = ["Scorer", "OOD set"] + [HEADERS[m] for m in metrics]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in rows:
+            cells = [str(r["scorer"]), str(r["ood_set"])] + [_cell(r[m]) for m in metrics]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+    if fmt == "csv":
+        has_std = any(isinstance(r.get(m), tuple) for r in rows for m in metrics)
+        head = ["scorer", "ood_set"]
+        for m in metrics:
+            head += [m, f"{m}_std"] if has_std else [m]
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(head)
+        for r in rows:
+            row = [r["scorer"], r["ood_set"]]
+            for m in metrics:
+                v = r[m]
+                mean, std = v if isinstance(v, tuple) else (v, None)
+                row.append(f"{100 * mean:.2f}")
+                if has_std:
+                    row.append("" if std is None else f"{100 * std:.2f}")
+            writer.writerow(row)
+        return buf.getvalue()
+    raise ValueError(f"fmt must be 'markdown' or 'csv', got {fmt!r}")

@@ -1,0 +1,59 @@
+"""A small CNN for 28x28 inputs (~110k parameters): the CPU backbone of the embedded suite."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from oodjax.models._types import Model, Variables
+from oodjax.scores import Head
+
+
+class SmallCNN(nn.Module):
+    """3x3 conv + ReLU stages (max-pool between them), global average pool, dense features, head."""
+
+    num_classes: int
+    widths: Sequence[int] = (32, 64, 128)
+    feature_dim: int = 128
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
+        del train  # no dropout or batch norm
+        for i, width in enumerate(self.widths):
+            x = nn.relu(nn.Conv(width, (3, 3))(x))
+            if i < len(self.widths) - 1:
+                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = jnp.mean(x, axis=(1, 2))
+        features = nn.relu(nn.Dense(self.feature_dim)(x))
+        logits = nn.Dense(self.num_classes, name="head")(features)
+        return logits, features
+
+
+def small_cnn(
+    num_classes: int = 10, in_channels: int = 1, image_size: int = 28, **kwargs
+) -> Model:
+    """The SmallCNN as a `Model`; `in_channels` sets the first conv's input (2 for anchoring)."""
+    if num_classes < 2 or in_channels < 1 or image_size < 4:
+        raise ValueError(
+            f"need num_classes >= 2, in_channels >= 1, image_size >= 4; got {num_classes}, "
+            f"{in_channels}, {image_size}"
+        )
+    module = SmallCNN(num_classes, **kwargs)
+    shape = (image_size, image_size, in_channels)
+
+    def init(key: jax.Array) -> Variables:
+        return module.init(key, jnp.zeros((1, *shape), jnp.float32))
+
+    def apply(variables: Variables, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
+        if x.shape[1:] != shape:
+            raise ValueError(f"expected images of shape (N, {', '.join(map(str, shape))}), got {x.shape}")
+        return module.apply(variables, x, train=train)
+
+    def head(variables: Variables) -> Head:
+        p = variables["params"]["head"]
+        return Head(p["kernel"], p["bias"])
+
+    return Model(init, apply, head, shape)

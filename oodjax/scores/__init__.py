@@ -1,0 +1,35 @@
+"""Post-hoc OOD scores. Every score is an ID-score: higher = more in-distribution.
+
+Plain functions (`msp`, `energy`, `rg`, ...) work on batched arrays and are jit-able. The registry
+maps names to scorer factories: `get(name, **hyperparameters) -> Scorer(fit, score)`.
+
+Adding a scorer is one decorated function::
+
+    @oodjax.scores.register("my_score")
+    def _my_score(scale: float = 1.0) -> Scorer:
+        return stateless(lambda out: scale * jnp.max(out.logits, axis=-1))
+"""
+
+from oodjax.scores._features import (
+    clipped_l1,
+    feature_norm_energy,
+    fit_react_threshold,
+    fit_rg_alpha,
+    react,
+    rg,
+    rg_additive,
+)
+from oodjax.scores._knn import knn, l2_normalize
+from oodjax.scores._logits import energy, entropy, fit_kl_matching, kl_matching, max_logit, msp
+from oodjax.scores._mahalanobis import MahalanobisState, fit_mahalanobis, mahalanobis
+from oodjax.scores._registry import get, names, register, stateless
+from oodjax.scores._types import FitData, Head, ModelOutputs, Scorer
+from oodjax.scores._vim import VimState, default_vim_dim, fit_vim, vim
+
+__all__ = [
+    "FitData", "Head", "MahalanobisState", "ModelOutputs", "Scorer", "VimState",
+    "clipped_l1", "default_vim_dim", "energy", "entropy", "feature_norm_energy",
+    "fit_kl_matching", "fit_mahalanobis", "fit_react_threshold", "fit_rg_alpha", "fit_vim",
+    "get", "kl_matching", "knn", "l2_normalize", "mahalanobis", "max_logit", "msp", "names",
+    "react", "register", "rg", "rg_additive", "stateless", "vim",
+]

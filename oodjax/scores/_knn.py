@@ -1,0 +1,75 @@
+"""Deep nearest-neighbour score (Sun et al. 2022), chunked so any bank size fits in memory."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from oodjax.scores._checks import check_rank
+from oodjax.scores._registry import register
+from oodjax.scores._types import FitData, ModelOutputs, Scorer
+
+
+def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
+
+
+def _pad_rows(x: jax.Array, multiple: int, value: float) -> jax.Array:
+    pad = -x.shape[0] % multiple
+    return jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1), constant_values=value)
+
+
+@partial(jax.jit, static_argnames=("k", "query_chunk", "bank_chunk"))
+def knn(
+    features: jax.Array,
+    bank: jax.Array,
+    k: int = 50,
+    *,
+    query_chunk: int = 1024,
+    bank_chunk: int = 8192,
+) -> jax.Array:
+    """Minus the L2 distance from normalized h to its k-th nearest normalized bank feature.
+
+    features: (N, D) queries; bank: (M, D) training features (normalized or not; both are
+    L2-normalized here). Memory is O(query_chunk * bank_chunk): the k best similarities are
+    merged chunk by chunk. Returns (N,).
+    """
+    check_rank("features", features, 2, "(N, D)")
+    check_rank("bank", bank, 2, "(M, D)")
+    if not 1 <= k <= bank.shape[0]:
+        raise ValueError(f"k must be in [1, {bank.shape[0]}] (the bank size), got {k}")
+    if bank.shape[1] != features.shape[1]:
+        raise ValueError(f"bank has dimension {bank.shape[1]}, features {features.shape[1]}")
+    n = features.shape[0]
+    q = _pad_rows(l2_normalize(features), query_chunk, 0.0)
+    q = q.reshape(-1, query_chunk, q.shape[1])
+    b = l2_normalize(bank)
+    valid = _pad_rows(jnp.ones((b.shape[0],), bool), bank_chunk, False).reshape(-1, bank_chunk)
+    b = _pad_rows(b, bank_chunk, 0.0).reshape(-1, bank_chunk, b.shape[1])
+
+    def one_query_chunk(qc: jax.Array) -> jax.Array:
+        def merge(best: jax.Array, chunk: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, None]:
+            bc, vc = chunk
+            sims = jnp.where(vc[None, :], qc @ bc.T, -jnp.inf)
+            best, _ = jax.lax.top_k(jnp.concatenate([best, sims], axis=1), k)
+            return best, None
+
+        init = jnp.full((qc.shape[0], k), -jnp.inf, qc.dtype)
+        best, _ = jax.lax.scan(merge, init, (b, valid))
+        # ||a - b||^2 = 2 - 2 a.b for unit vectors.
+        return -jnp.sqrt(jnp.maximum(2.0 - 2.0 * best[:, k - 1], 0.0))
+
+    return jax.lax.map(one_query_chunk, q).reshape(-1)[:n]
+
+
+@register("knn")
+def _knn(k: int = 50) -> Scorer:
+    def fit(data: FitData) -> jax.Array:
+        return l2_normalize(data.train.features)
+
+    def score(bank: jax.Array, out: ModelOutputs) -> jax.Array:
+        return knn(out.features, bank, k)
+
+    return Scorer(fit, score)

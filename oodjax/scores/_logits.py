@@ -1,0 +1,110 @@
+"""Scores from the logits alone: MSP, temperature-scaled MSP, MaxLogit, Energy, Entropy, KL-matching.
+
+All return (N,) ID-scores (higher = more in-distribution).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from oodjax.scores._checks import check_positive, check_rank
+from oodjax.scores._registry import register, stateless
+from oodjax.scores._types import FitData, ModelOutputs, Scorer
+
+
+def msp(logits: jax.Array, temperature: float = 1.0) -> jax.Array:
+    """Maximum softmax probability max_c softmax(z / T)_c (Hendrycks & Gimpel 2017; T: paper 001).
+
+    logits: (N, C). Returns (N,).
+    """
+    check_rank("logits", logits, 2, "(N, C)")
+    check_positive("temperature", temperature)
+    return jnp.max(jax.nn.softmax(logits / temperature, axis=-1), axis=-1)
+
+
+def max_logit(logits: jax.Array) -> jax.Array:
+    """max_c z_c (Hendrycks et al. 2022). logits: (N, C). Returns (N,)."""
+    check_rank("logits", logits, 2, "(N, C)")
+    return jnp.max(logits, axis=-1)
+
+
+def energy(logits: jax.Array, temperature: float = 1.0) -> jax.Array:
+    """Negative free energy T logsumexp(z / T) (Liu et al. 2020; eq. 7 of paper 002).
+
+    logits: (N, C). Returns (N,).
+    """
+    check_rank("logits", logits, 2, "(N, C)")
+    check_positive("temperature", temperature)
+    return temperature * jax.nn.logsumexp(logits / temperature, axis=-1)
+
+
+def entropy(logits: jax.Array) -> jax.Array:
+    """Negative predictive entropy sum_c p_c log p_c, p = softmax(z). logits: (N, C). Returns (N,)."""
+    check_rank("logits", logits, 2, "(N, C)")
+    log_p = jax.nn.log_softmax(logits, axis=-1)
+    return jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
+
+
+def kl_matching(logits: jax.Array, class_means: jax.Array) -> jax.Array:
+    """KL matching (Hendrycks et al. 2019, "Scaling OOD detection"): -min_k KL(p(x) || d_k).
+
+    logits: (N, C). class_means: (K, C), row k the mean softmax d_k of the ID validation samples
+    predicted as class k (K <= C: classes never predicted are left out). Returns (N,).
+    d_k is floored at the smallest positive float so that log d_k stays finite.
+    """
+    check_rank("logits", logits, 2, "(N, C)")
+    check_rank("class_means", class_means, 2, "(K, C)")
+    if class_means.shape[1] != logits.shape[1]:
+        raise ValueError(
+            f"class_means has {class_means.shape[1]} classes, logits have {logits.shape[1]}"
+        )
+    log_p = jax.nn.log_softmax(logits, axis=-1)
+    p = jnp.exp(log_p)
+    log_d = jnp.log(jnp.maximum(class_means, jnp.finfo(class_means.dtype).tiny))
+    kl = jnp.sum(p * log_p, axis=-1, keepdims=True) - p @ log_d.T  # (N, K)
+    return -jnp.min(kl, axis=-1)
+
+
+def fit_kl_matching(logits: jax.Array) -> jax.Array:
+    """Class means d_k = mean softmax over the samples predicted as k. logits: (N, C) -> (K, C)."""
+    check_rank("logits", logits, 2, "(N, C)")
+    p = np.asarray(jax.nn.softmax(logits, axis=-1))
+    pred = p.argmax(axis=-1)
+    present = np.unique(pred)
+    means = np.stack([p[pred == k].mean(axis=0) for k in present])
+    return jnp.asarray(means, dtype=logits.dtype)
+
+
+@register("msp")
+def _msp(temperature: float = 1.0) -> Scorer:
+    check_positive("temperature", temperature)
+    return stateless(lambda out: msp(out.logits, temperature))
+
+
+@register("max_logit")
+def _max_logit() -> Scorer:
+    return stateless(lambda out: max_logit(out.logits))
+
+
+@register("energy")
+def _energy(temperature: float = 1.0) -> Scorer:
+    check_positive("temperature", temperature)
+    return stateless(lambda out: energy(out.logits, temperature))
+
+
+@register("entropy")
+def _entropy() -> Scorer:
+    return stateless(lambda out: entropy(out.logits))
+
+
+@register("kl_matching")
+def _kl_matching() -> Scorer:
+    def fit(data: FitData) -> jax.Array:
+        return fit_kl_matching((data.val if data.val is not None else data.train).logits)
+
+    def score(class_means: jax.Array, out: ModelOutputs) -> jax.Array:
+        return kl_matching(out.logits, class_means)
+
+    return Scorer(fit, score)

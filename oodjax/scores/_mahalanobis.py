@@ -1,0 +1,86 @@
+"""Mahalanobis score with class means and a tied covariance (Lee et al. 2018)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from oodjax.scores._checks import check_rank
+from oodjax.scores._registry import register
+from oodjax.scores._types import FitData, ModelOutputs, Scorer
+
+
+class MahalanobisState(NamedTuple):
+    """whiten: (D, R) with whiten @ whiten.T = pinv(Sigma); means_w: (C, R) whitened class means."""
+
+    whiten: jax.Array
+    means_w: jax.Array
+
+
+def check_labels(labels: np.ndarray, num_samples: int, num_classes: int) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.shape != (num_samples,):
+        raise ValueError(f"labels must have shape ({num_samples},), got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        raise ValueError(
+            f"{int(bad.sum())} labels are outside [0, {num_classes}), e.g. {labels[bad][:5].tolist()}"
+        )
+    return labels
+
+
+def fit_mahalanobis(
+    features: jax.Array, labels: jax.Array, num_classes: int, rcond: float = 1e-10
+) -> MahalanobisState:
+    """Class means mu_c and tied covariance Sigma = 1/N sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T.
+
+    Sigma is factored once (float64 eigendecomposition); eigenvalues below rcond * max are
+    dropped, which equals using the pseudo-inverse (dead ReLU units make Sigma singular).
+    features: (N, D); labels: (N,) in [0, num_classes).
+    """
+    check_rank("features", features, 2, "(N, D)")
+    h = np.asarray(features, dtype=np.float64)
+    y = check_labels(labels, h.shape[0], num_classes)
+    counts = np.bincount(y, minlength=num_classes)
+    if (counts == 0).any():
+        raise ValueError(f"classes {np.flatnonzero(counts == 0).tolist()} have no training sample")
+    means = np.zeros((num_classes, h.shape[1]))
+    np.add.at(means, y, h)
+    means /= counts[:, None]
+    centered = h - means[y]
+    cov = centered.T @ centered / h.shape[0]
+    eigval, eigvec = np.linalg.eigh(cov)
+    keep = eigval > rcond * eigval.max()
+    whiten = eigvec[:, keep] / np.sqrt(eigval[keep])[None, :]
+    dtype = features.dtype
+    return MahalanobisState(jnp.asarray(whiten, dtype), jnp.asarray(means @ whiten, dtype))
+
+
+def mahalanobis(features: jax.Array, state: MahalanobisState) -> jax.Array:
+    """max_c -(h - mu_c)^T pinv(Sigma) (h - mu_c). features: (N, D). Returns (N,)."""
+    check_rank("features", features, 2, "(N, D)")
+    z = features @ state.whiten  # (N, R)
+    sq = (
+        jnp.sum(z * z, axis=-1, keepdims=True)
+        - 2.0 * z @ state.means_w.T
+        + jnp.sum(state.means_w * state.means_w, axis=-1)[None, :]
+    )
+    return -jnp.min(jnp.maximum(sq, 0.0), axis=-1)
+
+
+@register("mahalanobis")
+def _mahalanobis(rcond: float = 1e-10) -> Scorer:
+    def fit(data: FitData) -> MahalanobisState:
+        if data.labels is None:
+            raise ValueError("mahalanobis needs FitData.labels (training labels)")
+        return fit_mahalanobis(data.train.features, data.labels, data.train.logits.shape[1], rcond)
+
+    def score(state: MahalanobisState, out: ModelOutputs) -> jax.Array:
+        return mahalanobis(out.features, state)
+
+    return Scorer(fit, score)

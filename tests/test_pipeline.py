@@ -1,0 +1,82 @@
+"""Model, training and the embedded experiment end to end on small fake data."""
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments import run as run_cli
+from oodjax import metrics
+from oodjax.experiment import EmbeddedConfig, normalize, run_embedded
+from oodjax.models import small_cnn
+from oodjax.training import TrainConfig, train_classifier
+from tests.fake_data import make_fake_fashion_mnist
+
+
+def test_small_cnn(key):
+    model = small_cnn(10)
+    variables = model.init(key)
+    n_params = sum(p.size for p in jax.tree_util.tree_leaves(variables["params"]))
+    assert 100_000 < n_params < 130_000
+    logits, features = model.apply(variables, jnp.zeros((3, 28, 28, 1)))
+    assert logits.shape == (3, 10) and features.shape == (3, 128)
+    head = model.head(variables)
+    np.testing.assert_allclose(features @ head.kernel + head.bias[None, :], logits, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="expected images of shape"):
+        model.apply(variables, jnp.zeros((3, 28, 28, 3)))
+    anchored = small_cnn(10, in_channels=2)
+    assert anchored.apply(anchored.init(key), jnp.zeros((2, 28, 28, 2)))[0].shape == (2, 10)
+
+
+def test_training_learns(key, tmp_path):
+    from oodjax.data import load_fashion_mnist
+
+    d = make_fake_fashion_mnist(tmp_path, n_train=512, n_test=10)
+    x, y = load_fashion_mnist("train", d)
+    x = normalize(x)
+    model = small_cnn(10)
+    cfg = TrainConfig(epochs=3, batch_size=32, learning_rate=0.05)
+    _, history = train_classifier(model, x, y, cfg, key=key, progress=False)
+    assert history[-1]["loss"] < 0.5 * history[0]["loss"]
+    with pytest.raises(ValueError, match="model expects"):
+        train_classifier(model, x[..., :0], y, cfg, key=key)
+    with pytest.raises(ValueError, match="larger than"):
+        train_classifier(model, x[:10], y[:10], cfg, key=key)
+
+
+def test_run_embedded_end_to_end(tmp_path):
+    d = make_fake_fashion_mnist(tmp_path / "fm", n_train=768, n_test=200)
+    cfg = EmbeddedConfig(
+        name="tiny", data_dir=str(d), results_dir=str(tmp_path / "results"), fit_size=300, noise_size=100,
+        train=TrainConfig(epochs=3, batch_size=32), progress=False,
+        scorers={"msp": ("msp", {}), "energy": ("energy", {}), "mahalanobis": ("mahalanobis", {}),
+                 "knn": ("knn", {"k": 5}), "vim": ("vim", {}), "rg_additive": ("rg_additive", {})},
+    )
+    result = run_embedded(cfg)
+    assert result["id_accuracy"] > 0.9  # the fake classes are easy
+    records = json.loads((tmp_path / "results" / "tiny" / "metrics.json").read_text())
+    assert len(records) == 6 * 3
+    assert {r["ood_set"] for r in records} == {"digits", "gaussian_noise", "uniform_noise"}
+    for r in records:
+        for k in (*metrics.METRIC_NAMES, "id_accuracy"):
+            assert 0.0 <= r[k] <= 1.0, (r["scorer"], k)
+    assert "| mahalanobis | average |" in (tmp_path / "results" / "tiny" / "table.md").read_text()
+    assert (tmp_path / "results" / "tiny" / "table.csv").read_text().startswith("scorer,ood_set,fpr95")
+
+
+def test_cli_reports_missing_data(tmp_path, capsys):
+    code = run_cli.main(["experiments/configs/embedded.py", "--variant", "small", "--data-dir", str(tmp_path)])
+    assert code == 2
+    assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err
+
+
+def test_configs_load():
+    for variant in ("default", "small"):
+        cfg = run_cli.load_config("experiments/configs/embedded.py", variant)
+        assert isinstance(cfg, EmbeddedConfig)
+    with pytest.raises(ValueError, match="unknown variant"):
+        run_cli.load_config("experiments/configs/embedded.py", "huge")
+    assert dataclasses.replace(cfg, seed=3).seed == 3
