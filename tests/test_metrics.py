@@ -6,8 +6,9 @@ import io
 import jax
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+from sklearn.metrics import roc_auc_score
 
+from experiments.benchmarks.metrics_bench import sklearn_metrics
 from oodjax import metrics
 
 
@@ -45,20 +46,6 @@ def _brute_force(id_s, ood_s):
     }
 
 
-def _sklearn(id_s, ood_s):
-    s = np.concatenate([id_s, ood_s])
-    y = np.concatenate([np.ones(id_s.size), np.zeros(ood_s.size)])
-    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
-    fpr_o, tpr_o, _ = roc_curve(1 - y, -s, drop_intermediate=False)
-    return {
-        "auroc": roc_auc_score(y, s),
-        "aupr_in": average_precision_score(y, s),
-        "aupr_out": average_precision_score(1 - y, -s),
-        "fpr95": fpr[np.argmax(tpr >= 0.95)],
-        "fpr95_ood_positive": fpr_o[np.argmax(tpr_o >= 0.95)],
-    }
-
-
 @pytest.mark.parametrize(
     "seed,n_id,n_ood,decimals",
     [(0, 500, 700, None), (1, 333, 101, 1), (2, 40, 2000, 0), (3, 1000, 1000, 2), (4, 20, 20, 1)],
@@ -66,7 +53,7 @@ def _sklearn(id_s, ood_s):
 def test_matches_sklearn(seed, n_id, n_ood, decimals):
     id_s, ood_s = _random_scores(seed, n_id, n_ood, decimals)
     got = metrics.ood_metrics(id_s, ood_s)
-    for name, want in _sklearn(id_s, ood_s).items():
+    for name, want in sklearn_metrics(id_s, ood_s).items():
         np.testing.assert_allclose(got[name], want, rtol=0, atol=1e-12, err_msg=name)
 
 
