@@ -20,7 +20,7 @@ from oodjax import data, metrics, scores
 from oodjax.evaluate import accuracy, build_scorers, evaluate_scorers, model_outputs
 from oodjax.models import small_cnn
 from oodjax.scores import FitData
-from oodjax.training import TrainConfig, train_classifier
+from oodjax.training import TrainConfig, train
 
 OOD_SETS = ("digits", "gaussian_noise", "uniform_noise")
 
@@ -77,7 +77,7 @@ def normalize(images: np.ndarray) -> np.ndarray:
 def run_embedded(config: EmbeddedConfig) -> dict[str, Any]:
     """Trains, evaluates every configured scorer on every OOD set, writes results, returns them.
 
-    Writes results_dir/name/{metrics.json, table.md, table.csv}. Returns
+    Writes results_dir/name/{metrics.json, table.md, table.csv, train/}. Returns
     {'id_accuracy', 'records', 'table', 'history', 'out_dir', 'seconds'}.
     """
     start = time.time()
@@ -87,9 +87,12 @@ def run_embedded(config: EmbeddedConfig) -> dict[str, Any]:
     x_test, y_test = _subset(*data.load_fashion_mnist("test", config.data_dir), config.test_size, k_test)
     ood = load_ood_sets(config.ood_sets, key=k_ood, noise_size=config.noise_size)
 
+    out_dir = Path(config.results_dir) / config.name
     model = small_cnn(num_classes=len(data.CLASS_NAMES))
-    variables, history = train_classifier(
-        model, normalize(x_train), y_train, config.train, key=k_train, progress=config.progress
+    # The workdir holds the checkpoints: a killed run resumes, a finished one is reused.
+    variables, history = train(
+        model, normalize(x_train), y_train, config.train, key=k_train, workdir=out_dir / "train",
+        progress=config.progress,
     )
 
     fit_x, fit_y = _subset(x_train, y_train, config.fit_size, k_fit)
@@ -106,8 +109,6 @@ def run_embedded(config: EmbeddedConfig) -> dict[str, Any]:
     for r in records:
         r["id_accuracy"] = id_accuracy
 
-    out_dir = Path(config.results_dir) / config.name
-    out_dir.mkdir(parents=True, exist_ok=True)
     table = metrics.format_table(records)
     (out_dir / "table.md").write_text(table)
     (out_dir / "table.csv").write_text(metrics.format_table(records, fmt="csv"))

@@ -12,7 +12,7 @@ from experiments import run as run_cli
 from oodjax import metrics
 from oodjax.experiment import EmbeddedConfig, normalize, run_embedded
 from oodjax.models import small_cnn
-from oodjax.training import TrainConfig, train_classifier
+from oodjax.training import TrainConfig, train
 from tests.fake_data import make_fake_fashion_mnist
 
 
@@ -37,14 +37,10 @@ def test_training_learns(key, tmp_path):
     d = make_fake_fashion_mnist(tmp_path, n_train=512, n_test=10)
     x, y = load_fashion_mnist("train", d)
     x = normalize(x)
-    model = small_cnn(10)
     cfg = TrainConfig(epochs=3, batch_size=32, learning_rate=0.05)
-    _, history = train_classifier(model, x, y, cfg, key=key, progress=False)
-    assert history[-1]["loss"] < 0.5 * history[0]["loss"]
-    with pytest.raises(ValueError, match="model expects"):
-        train_classifier(model, x[..., :0], y, cfg, key=key)
-    with pytest.raises(ValueError, match="larger than"):
-        train_classifier(model, x[:10], y[:10], cfg, key=key)
+    _, log = train(small_cnn(10), x, y, cfg, key=key, progress=False)
+    epochs = [r for r in log if "epoch_loss" in r]
+    assert len(epochs) == 3 and epochs[-1]["epoch_loss"] < 0.5 * epochs[0]["epoch_loss"]
 
 
 def test_run_embedded_end_to_end(tmp_path):

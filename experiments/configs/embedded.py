@@ -10,7 +10,9 @@ from oodjax.training import TrainConfig
 
 def get_config(variant: str = "default") -> EmbeddedConfig:
     if variant == "default":
-        return EmbeddedConfig(name="embedded", train=TrainConfig(epochs=1, batch_size=128, learning_rate=0.05))
+        return EmbeddedConfig(
+            name="embedded", train=TrainConfig(epochs=1, batch_size=128, learning_rate=0.05, checkpoint_every=100)
+        )
     if variant == "small":
         return EmbeddedConfig(
             name="embedded_small",

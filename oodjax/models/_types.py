@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from oodjax.scores import Head
 
@@ -20,9 +22,38 @@ class Model(NamedTuple):
       features being the penultimate activations fed to the final dense layer.
     head: variables -> Head, that final dense layer (logits = features @ kernel + bias).
     input_shape: (H, W, C_in) of one image.
+    train_apply: (variables, x, key) -> ((logits, features), updates), training mode with dropout
+      drawn from `key`; `updates` holds the new non-parameter collections (e.g. batch_stats).
     """
 
     init: Callable[[jax.Array], Variables]
     apply: Callable[..., tuple[jax.Array, jax.Array]]
     head: Callable[[Variables], Head]
     input_shape: tuple[int, int, int]
+    train_apply: Callable[..., tuple[tuple[jax.Array, jax.Array], dict[str, Any]]]
+
+
+def from_flax(module: nn.Module, input_shape: tuple[int, int, int], head_name: str = "head") -> Model:
+    """Wraps a Flax module whose __call__(x, train) returns (logits, features) as a `Model`."""
+
+    def check(x: jax.Array) -> None:
+        if x.shape[1:] != tuple(input_shape):
+            raise ValueError(f"expected images of shape (N, {', '.join(map(str, input_shape))}), got {x.shape}")
+
+    def init(key: jax.Array) -> Variables:
+        return module.init({"params": key, "dropout": key}, jnp.zeros((1, *input_shape), jnp.float32))
+
+    def apply(variables: Variables, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
+        check(x)
+        return module.apply(variables, x, train=train)
+
+    def train_apply(variables: Variables, x: jax.Array, key: jax.Array):
+        check(x)
+        mutable = [c for c in variables if c != "params"]
+        return module.apply(variables, x, train=True, mutable=mutable, rngs={"dropout": key})
+
+    def head(variables: Variables) -> Head:
+        p = variables["params"][head_name]
+        return Head(p["kernel"], p["bias"])
+
+    return Model(init, apply, head, tuple(input_shape), train_apply)

@@ -8,8 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from oodjax.models._types import Model, Variables
-from oodjax.scores import Head
+from oodjax.models._types import Model, from_flax
 
 
 class SmallCNN(nn.Module):
@@ -41,19 +40,4 @@ def small_cnn(
             f"need num_classes >= 2, in_channels >= 1, image_size >= 4; got {num_classes}, "
             f"{in_channels}, {image_size}"
         )
-    module = SmallCNN(num_classes, **kwargs)
-    shape = (image_size, image_size, in_channels)
-
-    def init(key: jax.Array) -> Variables:
-        return module.init(key, jnp.zeros((1, *shape), jnp.float32))
-
-    def apply(variables: Variables, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
-        if x.shape[1:] != shape:
-            raise ValueError(f"expected images of shape (N, {', '.join(map(str, shape))}), got {x.shape}")
-        return module.apply(variables, x, train=train)
-
-    def head(variables: Variables) -> Head:
-        p = variables["params"]["head"]
-        return Head(p["kernel"], p["bias"])
-
-    return Model(init, apply, head, shape)
+    return from_flax(SmallCNN(num_classes, **kwargs), (image_size, image_size, in_channels))

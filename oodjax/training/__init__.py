@@ -1,0 +1,10 @@
+"""Training: data-parallel SGD + Nesterov with schedules, augmentation, resumable checkpoints."""
+
+from oodjax.training.augment import random_crop_flip
+from oodjax.training.loop import TrainConfig, TrainResult, TrainState, batch_mesh, make_optimizer, train
+from oodjax.training.schedules import get_schedule, register_schedule
+
+__all__ = [
+    "TrainConfig", "TrainResult", "TrainState", "batch_mesh", "get_schedule", "make_optimizer",
+    "random_crop_flip", "register_schedule", "train",
+]
