@@ -58,3 +58,107 @@ def test_ood_sets(key):
     assert not np.allclose(nearest, bicubic)
     with pytest.raises(ValueError, match="method"):
         data.digits(method="area")
+
+
+def test_split_is_part_of_the_definition():
+    x = np.random.default_rng(0).uniform(size=(50, 28, 28, 1)).astype(np.float32)
+    a = data.ood_set_from_arrays("mine", x)
+    b = data.ood_set_from_arrays("mine", x)
+    np.testing.assert_array_equal(a.val.images, b.val.images)
+    assert len(a.val) == 10 and len(a.test) == 40
+    val_idx, test_idx = data.split_indices("mine", 50, 0.2)
+    assert not set(val_idx) & set(test_idx) and len(set(val_idx) | set(test_idx)) == 50
+    other, _ = data.split_indices("theirs", 50, 0.2)
+    assert not np.array_equal(val_idx, other)  # another set, another split
+    assert data.ood_set_from_arrays("mine", x, val_fraction=0.0).val is None
+    with pytest.raises(ValueError, match="val_fraction"):
+        data.ood_set_from_arrays("mine", x, val_fraction=1.0)
+    with pytest.raises(ValueError, match=r"pixels must be finite and in \[0, 1\]"):
+        data.ood_set_from_arrays("bad", x * 255)
+    with pytest.raises(ValueError, match=r"shape \(N, H, W, C\)"):
+        data.ood_set_from_arrays("bad", x[..., 0])
+
+
+def test_embedded_suite(tmp_path):
+    x = np.random.default_rng(1).uniform(size=(300, 28, 28, 1)).astype(np.float32)
+    suite = data.embedded_suite(x, far=("textures", "gaussian_noise"), corruption_size=100)
+    names = [s.name for s in suite]
+    assert names[:2] == ["textures", "gaussian_noise"]
+    assert set(data.RESIZE_SETS) <= set(names)
+    assert [s.severity for s in suite if s.name.startswith("fmnist-gaussian_blur")] == [1, 2, 3, 4, 5]
+    for s in suite:
+        assert s.val is not None and s.test.images.shape[1:] == (28, 28, 1)
+        assert 0.0 <= s.test.images.min() and s.test.images.max() <= 1.0
+    again = data.embedded_suite(x, far=("textures", "gaussian_noise"), corruption_size=100)
+    for s, t in zip(suite, again):
+        np.testing.assert_array_equal(s.test.images, t.test.images)
+    with pytest.raises(ValueError, match="unknown far-OOD set"):
+        data.far_ood_images("lsun")
+
+
+def test_corruptions_grow_with_severity(key):
+    x = np.random.default_rng(2).uniform(size=(20, 28, 28, 1)).astype(np.float32)
+    blur = [data.corrupt(x, "gaussian_blur", s, key).std() for s in range(1, 6)]
+    assert all(a > b for a, b in zip(blur, blur[1:]))  # more blur, less pixel variance
+    noise = [np.abs(data.corrupt(x, "gaussian_noise", s, key) - x).mean() for s in range(1, 6)]
+    assert all(a < b for a, b in zip(noise, noise[1:]))
+    contrast = [data.corrupt(x, "contrast", s, key).std() for s in range(1, 6)]
+    assert all(a > b for a, b in zip(contrast, contrast[1:]))
+    with pytest.raises(ValueError, match="severity"):
+        data.corrupt(x, "gaussian_blur", 6, key)
+    with pytest.raises(ValueError, match="corruption"):
+        data.corrupt(x, "fog", 1, key)
+
+
+def test_heldout_classes():
+    x = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1) / 10
+    y = np.arange(10) % 5
+    id_x, id_y, ood_x = data.heldout_classes(x, y, (3, 1))
+    assert id_y.tolist() == [1, 0, 1, 0] and ood_x.shape[0] == 6
+    np.testing.assert_array_equal(id_x[:, 0, 0, 0], x[[1, 3, 6, 8], 0, 0, 0])
+    with pytest.raises(ValueError, match="id_classes"):
+        data.heldout_classes(x, y, (1, 7))
+
+
+def test_tfds_sources_with_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=12):
+        src = data.TfdsSource("cifar10", data_dir="/nonexistent", image_size=28, channels=1)
+        batches = list(src.batches(5))
+        assert [b.shape for b in batches] == [(5, 28, 28, 1), (5, 28, 28, 1), (2, 28, 28, 1)]
+        assert all(0.0 <= b.min() and b.max() <= 1.0 for b in batches)
+        assert src.labels().shape == (12,)
+        ood = data.ood_set_from_tfds("imagenet_c/gaussian_blur/3", data_dir="/nonexistent", image_size=64,
+                                     resize="resize_crop")
+        assert ood.kind == "covariate" and ood.severity == 3
+        assert next(ood.test.batches(4)).shape == (4, 64, 64, 3)
+        assert ood.val.split == "validation[:20%]" and ood.test.split == "validation[20%:]"
+        assert next(data.TfdsSource("svhn", data_dir="/x", image_size=32).batches(3)).shape == (3, 32, 32, 3)
+    assert data.tfds_builder_and_split("svhn") == ("svhn_cropped", "test")
+    with pytest.raises(ValueError, match="severity"):
+        data.tfds_builder_and_split("imagenet_c/fog/9")
+
+
+def test_tfds_missing_dataset_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="tfds build cifar10 --data_dir"):
+        next(data.TfdsSource("cifar10", data_dir=str(tmp_path)).batches(2))
+
+
+def test_image_folder(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "sub").mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(tmp_path / "sub" / f"{i}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    images = data.load_image_folder(tmp_path, 32, channels=3)
+    assert images.shape == (3, 32, 32, 3) and images.dtype == np.float32
+    assert data.load_image_folder(tmp_path, 16, channels=1).shape == (3, 16, 16, 1)
+    with pytest.raises(FileNotFoundError, match="no image files"):
+        data.load_image_folder(tmp_path / "sub" / "..", 8, limit=0)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        data.load_image_folder(tmp_path / "missing", 8)
+    rgb = data.to_channels(images, 1)
+    np.testing.assert_allclose(rgb[..., 0], images @ np.array([0.299, 0.587, 0.114], np.float32), rtol=1e-6)
