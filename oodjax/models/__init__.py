@@ -1,6 +1,8 @@
-"""Flax models as `Model(init, apply, head, input_shape)`: apply(variables, x) -> (logits, features)."""
+"""Flax models as `Model(init, apply, head, input_shape, train_apply, maps)` of pure functions:
+apply(variables, x) -> (logits, features). `get(name, num_classes=..., in_channels=...)`."""
 
 from oodjax.models._types import Model, Variables, from_flax
+from oodjax.models.registry import get, names, register_model
 from oodjax.models.small_cnn import SmallCNN, small_cnn
 
-__all__ = ["Model", "SmallCNN", "Variables", "from_flax", "small_cnn"]
+__all__ = ["Model", "SmallCNN", "Variables", "from_flax", "get", "names", "register_model", "small_cnn"]

@@ -24,6 +24,8 @@ class Model(NamedTuple):
     input_shape: (H, W, C_in) of one image.
     train_apply: (variables, x, key) -> ((logits, features), updates), training mode with dropout
       drawn from `key`; `updates` holds the new non-parameter collections (e.g. batch_stats).
+    maps: (variables, x) -> (logits, features, intermediate maps): the (N, H_l, W_l, C_l) outputs
+      of the stages, for Gram matrices and multi-layer Mahalanobis.
     """
 
     init: Callable[[jax.Array], Variables]
@@ -31,10 +33,14 @@ class Model(NamedTuple):
     head: Callable[[Variables], Head]
     input_shape: tuple[int, int, int]
     train_apply: Callable[..., tuple[tuple[jax.Array, jax.Array], dict[str, Any]]]
+    maps: Callable[..., tuple[jax.Array, jax.Array, tuple[jax.Array, ...]]]
 
 
 def from_flax(module: nn.Module, input_shape: tuple[int, int, int], head_name: str = "head") -> Model:
-    """Wraps a Flax module whose __call__(x, train) returns (logits, features) as a `Model`."""
+    """Wraps a Flax module whose __call__(x, train) returns (logits, features) as a `Model`.
+
+    The module sows its intermediate maps with `self.sow("intermediates", "maps", x)`.
+    """
 
     def check(x: jax.Array) -> None:
         if x.shape[1:] != tuple(input_shape):
@@ -52,8 +58,13 @@ def from_flax(module: nn.Module, input_shape: tuple[int, int, int], head_name: s
         mutable = [c for c in variables if c != "params"]
         return module.apply(variables, x, train=True, mutable=mutable, rngs={"dropout": key})
 
+    def maps(variables: Variables, x: jax.Array):
+        check(x)
+        (logits, features), inter = module.apply(variables, x, train=False, mutable=["intermediates"])
+        return logits, features, tuple(inter["intermediates"]["maps"]) if inter else ()
+
     def head(variables: Variables) -> Head:
         p = variables["params"][head_name]
         return Head(p["kernel"], p["bias"])
 
-    return Model(init, apply, head, tuple(input_shape), train_apply)
+    return Model(init, apply, head, tuple(input_shape), train_apply, maps)

@@ -23,6 +23,7 @@ class SmallCNN(nn.Module):
         del train  # no dropout or batch norm
         for i, width in enumerate(self.widths):
             x = nn.relu(nn.Conv(width, (3, 3))(x))
+            self.sow("intermediates", "maps", x)
             if i < len(self.widths) - 1:
                 x = nn.max_pool(x, (2, 2), strides=(2, 2))
         x = jnp.mean(x, axis=(1, 2))
