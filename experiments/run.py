@@ -37,10 +37,18 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"\nFashion-MNIST test accuracy: {result['id_accuracy']:.4f}")
-    print(f"(ID = Fashion-MNIST test; scores: higher = more in-distribution; values in %)\n")
-    print(result["table"])
-    print(f"results written to {result['out_dir']}/ in {result['seconds']:.0f} s")
+    acc = ", ".join(f"{k}: {v:.4f}" for k, v in result["id_accuracies"].items())
+    print(f"\nFashion-MNIST test accuracy ({acc})")
+    print("ID = Fashion-MNIST test; higher score = more in-distribution; values in %; averages per kind of set:\n")
+    print(result["summary"])
+    tuned = sorted({(r["ood_set"], tuple(sorted(r["tuned"].items()))) for r in result["records"] if "tuned" in r})
+    if tuned:
+        print("Tuned on each OOD set's validation split:")
+        for name, values in tuned:
+            print(f"  {name}: " + ", ".join(f"{k}={v:g}" for k, v in values))
+    out = result["out_dir"]
+    print(f"\nper-set table: {out}/table.md (and table.csv, metrics.json); plots: {out}/plots/")
+    print(f"done in {result['seconds']:.0f} s")
     return 0
 
 

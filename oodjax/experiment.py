@@ -1,4 +1,5 @@
-"""The embedded Fashion-MNIST experiment: train a small CNN, score ID test versus offline OOD sets.
+"""The embedded Fashion-MNIST experiment, end to end on a CPU: train small CNNs, evaluate every
+registered scorer (ODIN tuned per OOD validation split) on the offline suite, write results.
 
 `run_embedded(config)` is what `make demo` (via `python -m experiments.run`) and the tests call.
 """
@@ -13,20 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from oodjax import data, metrics, scores
-from oodjax.evaluate import accuracy, build_scorers, evaluate_scorers, model_outputs
-from oodjax.models import small_cnn
-from oodjax.scores import FitData
+from oodjax.data import ArraySource, OODSet
+from oodjax.evaluate import EvalResult, build_scorers, evaluate
+from oodjax.models import get as get_model
+from oodjax.plots import write_plots
 from oodjax.training import TrainConfig, train
 
-OOD_SETS = ("digits", "gaussian_noise", "uniform_noise")
+NEAR_SET = "fmnist-heldout-classes"
 
 
 def default_scorers() -> dict[str, tuple[str, dict[str, Any]]]:
-    """Every registered post-hoc scorer with its paper defaults, plus MSP at T = 1000 (paper 001)."""
+    """Every registered scorer with its paper defaults, plus MSP at T = 1000 (paper 001)."""
     spec: dict[str, tuple[str, dict[str, Any]]] = {name: (name, {}) for name in scores.names()}
     spec["msp_T1000"] = ("msp", {"temperature": 1000.0})
     return spec
@@ -38,35 +39,22 @@ class EmbeddedConfig:
     data_dir: str | None = None  # Fashion-MNIST IDX folder; None: $OODJAX_FASHION_MNIST or Debian's
     results_dir: str = "results"
     seed: int = 0
-    train_size: int | None = None  # None: all 60000
+    model: str = "small_cnn"
+    train_size: int | None = None  # None: all training images but the validation hold-out
+    val_size: int = 5000  # ID validation, held out of training (KL-matching, Gram, ODIN tuning)
     test_size: int | None = None  # None: all 10000
-    fit_size: int = 10000  # training samples the scorers fit on (Mahalanobis, KNN, ViM, ...)
-    noise_size: int = 2000
-    ood_sets: tuple[str, ...] = OOD_SETS
+    fit_size: int = 10000  # training images the scorers fit on (Mahalanobis, KNN, ViM, ...)
+    far_sets: tuple[str, ...] = data.FAR_SETS
+    resize_sets: bool = True
+    corruptions: tuple[str, ...] = data.COVARIATE_CORRUPTIONS
+    corruption_size: int = 2000
+    near_ood_classes: tuple[int, ...] | None = (0, 1, 2, 3, 4)  # None: no near-OOD run
     train: TrainConfig = TrainConfig()
     scorers: Mapping[str, tuple[str, Mapping[str, Any]]] = dataclasses.field(default_factory=default_scorers)
+    batch_size: int = 500
+    bootstrap: int = 0
+    plots: bool = True
     progress: bool = True
-
-
-def _subset(x: np.ndarray, y: np.ndarray, n: int | None, key: jax.Array) -> tuple[np.ndarray, np.ndarray]:
-    if n is None or n >= x.shape[0]:
-        return x, y
-    idx = np.sort(np.asarray(jax.random.permutation(key, x.shape[0]))[:n])
-    return x[idx], y[idx]
-
-
-def load_ood_sets(names: tuple[str, ...], *, key: jax.Array, noise_size: int) -> dict[str, np.ndarray]:
-    """The named offline OOD sets as (N, 28, 28, 1) arrays in [0, 1]."""
-    k_gauss, k_unif = jax.random.split(key)
-    makers = {
-        "digits": lambda: data.digits(28),
-        "gaussian_noise": lambda: data.gaussian_noise(k_gauss, noise_size),
-        "uniform_noise": lambda: data.uniform_noise(k_unif, noise_size),
-    }
-    unknown = [n for n in names if n not in makers]
-    if unknown:
-        raise ValueError(f"unknown OOD sets {unknown}; known: {sorted(makers)}")
-    return {n: makers[n]() for n in names}
 
 
 def normalize(images: np.ndarray) -> np.ndarray:
@@ -74,51 +62,96 @@ def normalize(images: np.ndarray) -> np.ndarray:
     return ((images - data.MEAN) / data.STD).astype(np.float32)
 
 
-def run_embedded(config: EmbeddedConfig) -> dict[str, Any]:
-    """Trains, evaluates every configured scorer on every OOD set, writes results, returns them.
+def _take(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return x[idx], y[idx]
 
-    Writes results_dir/name/{metrics.json, table.md, table.csv, train/}. Returns
-    {'id_accuracy', 'records', 'table', 'history', 'out_dir', 'seconds'}.
-    """
+
+def _split_train(config: EmbeddedConfig, x: np.ndarray, y: np.ndarray, key: jax.Array):
+    perm = np.asarray(jax.random.permutation(key, x.shape[0]))
+    if config.val_size >= x.shape[0]:
+        raise ValueError(f"val_size {config.val_size} leaves no training images out of {x.shape[0]}")
+    val_idx, train_idx = perm[: config.val_size], perm[config.val_size :]
+    if config.train_size is not None:
+        train_idx = train_idx[: config.train_size]
+    return _take(x, y, np.sort(train_idx)), _take(x, y, np.sort(val_idx))
+
+
+def _train_and_evaluate(
+    config: EmbeddedConfig, tag: str, train_xy, val_xy, test_xy, ood_sets: list[OODSet], key: jax.Array
+) -> EvalResult:
+    (x_tr, y_tr), (x_val, _), (x_te, y_te) = train_xy, val_xy, test_xy
+    k_train, k_fit, k_eval = jax.random.split(key, 3)
+    model = get_model(config.model, num_classes=int(y_tr.max()) + 1, in_channels=1, image_size=28)
+    out_dir = Path(config.results_dir) / config.name
+    # The workdir holds the checkpoints: a killed run resumes, a finished one is reused.
+    variables, _ = train(model, normalize(x_tr), y_tr, config.train, key=k_train,
+                         workdir=out_dir / f"train_{tag}", progress=config.progress)
+    fit_idx = np.sort(np.asarray(jax.random.permutation(k_fit, x_tr.shape[0]))[: config.fit_size])
+    return evaluate(
+        model, variables, build_scorers(config.scorers),
+        fit_images=x_tr[fit_idx], fit_labels=y_tr[fit_idx], id_val=ArraySource(x_val), id_test=ArraySource(x_te),
+        id_test_labels=y_te, ood_sets=ood_sets, normalize=normalize, input_std=(data.STD,), key=k_eval,
+        batch_size=config.batch_size, bootstrap=config.bootstrap, progress=config.progress,
+    )
+
+
+def summary_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per scorer and kind of shift (far / near / covariate / resize): metrics averaged over the sets."""
+    out = []
+    for kind in ("far", "near", "covariate", "resize"):
+        rows = [r for r in records if r.get("kind") == kind]
+        out += metrics.average_records(rows, name=f"{kind} (avg of {len({r['ood_set'] for r in rows})})") if rows else []
+    return out
+
+
+def run_embedded(config: EmbeddedConfig) -> dict[str, Any]:
+    """Trains, evaluates, writes results_dir/name/{metrics.json (a list of records), table.md,
+    table.csv, summary.md, run.json, plots/, train_*/}, and returns {'id_accuracy', 'records', 'summary', 'out_dir', 'seconds'}."""
     start = time.time()
     key = jax.random.key(config.seed)
-    k_sub, k_test, k_train, k_fit, k_ood, k_score = jax.random.split(key, 6)
-    x_train, y_train = _subset(*data.load_fashion_mnist("train", config.data_dir), config.train_size, k_sub)
-    x_test, y_test = _subset(*data.load_fashion_mnist("test", config.data_dir), config.test_size, k_test)
-    ood = load_ood_sets(config.ood_sets, key=k_ood, noise_size=config.noise_size)
+    k_split, k_test, k_main, k_near = jax.random.split(key, 4)
+    x_all, y_all = data.load_fashion_mnist("train", config.data_dir)
+    x_te, y_te = data.load_fashion_mnist("test", config.data_dir)
+    if config.test_size is not None:
+        idx = np.sort(np.asarray(jax.random.permutation(k_test, x_te.shape[0]))[: config.test_size])
+        x_te, y_te = x_te[idx], y_te[idx]
+    train_xy, val_xy = _split_train(config, x_all, y_all, k_split)
+
+    suite = data.embedded_suite(x_te, far=config.far_sets, resize=config.resize_sets,
+                                corruptions=config.corruptions, corruption_size=config.corruption_size)
+    main = _train_and_evaluate(config, "all_classes", train_xy, val_xy, (x_te, y_te), suite, k_main)
+    records, all_scores = list(main.records), {k: dict(v) for k, v in main.scores.items()}
+    accuracies = {"all_classes": main.id_accuracy}
+
+    if config.near_ood_classes is not None:
+        cls = config.near_ood_classes
+        near_train = data.heldout_classes(*train_xy, cls)[:2]
+        near_val = data.heldout_classes(*val_xy, cls)[:2]
+        id_x, id_y, ood_x = data.heldout_classes(x_te, y_te, cls)
+        near_set = data.ood_set_from_arrays(NEAR_SET, ood_x, kind="near")
+        near = _train_and_evaluate(config, "heldout", near_train, near_val, (id_x, id_y), [near_set], k_near)
+        records += near.records
+        for k, v in near.scores.items():
+            all_scores[k].update(v)
+        accuracies["heldout"] = near.id_accuracy
 
     out_dir = Path(config.results_dir) / config.name
-    model = small_cnn(num_classes=len(data.CLASS_NAMES))
-    # The workdir holds the checkpoints: a killed run resumes, a finished one is reused.
-    variables, history = train(
-        model, normalize(x_train), y_train, config.train, key=k_train, workdir=out_dir / "train",
-        progress=config.progress,
-    )
-
-    fit_x, fit_y = _subset(x_train, y_train, config.fit_size, k_fit)
-    fit_data = FitData(
-        train=model_outputs(model, variables, normalize(fit_x)),
-        labels=jnp.asarray(fit_y),
-        head=model.head(variables),
-        key=k_score,
-    )
-    id_out = model_outputs(model, variables, normalize(x_test))
-    ood_out = {n: model_outputs(model, variables, normalize(x)) for n, x in ood.items()}
-    id_accuracy = accuracy(id_out, y_test)
-    records = evaluate_scorers(build_scorers(config.scorers), fit_data, id_out, ood_out)
-    for r in records:
-        r["id_accuracy"] = id_accuracy
-
-    table = metrics.format_table(records)
-    (out_dir / "table.md").write_text(table)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = metrics.format_table(summary_table(records), average=False)
+    (out_dir / "summary.md").write_text(summary)
+    (out_dir / "table.md").write_text(metrics.format_table(records))
     (out_dir / "table.csv").write_text(metrics.format_table(records, fmt="csv"))
-    (out_dir / "metrics.json").write_text(json.dumps(records, indent=1))
-    seconds = time.time() - start
+    (out_dir / "metrics.json").write_text(json.dumps(records, indent=1))  # id_accuracy in every record
+    (out_dir / "run.json").write_text(json.dumps(
+        {"config": dataclasses.asdict(config), "id_accuracies": accuracies, "seconds": time.time() - start},
+        indent=1, default=str))
+    if config.plots:
+        write_plots(all_scores, records, out_dir / "plots")
     return {
-        "id_accuracy": id_accuracy,
+        "id_accuracy": main.id_accuracy,
+        "id_accuracies": accuracies,
         "records": records,
-        "table": table,
-        "history": history,
+        "summary": summary,
         "out_dir": out_dir,
-        "seconds": seconds,
+        "seconds": time.time() - start,
     }

@@ -153,13 +153,23 @@ def test_table_markdown_and_average():
 
 
 def test_table_csv_with_std(key):
-    rec = {"scorer": "msp", "ood_set": "a"}
-    rec.update(metrics.bootstrap([3.0, 2.0, 1.0, 0.5], [1.2, 0.0, -1.0], key=key, n=5))
+    boot = metrics.bootstrap([3.0, 2.0, 1.0, 0.5], [1.2, 0.0, -1.0], key=key, n=5)
+    rec = {"scorer": "msp", "ood_set": "a", "auroc": boot["auroc"][0], "auroc_std": boot["auroc"][1]}
     out = metrics.format_table([rec], fmt="csv", metrics=("auroc",), average=False)
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0] == ["scorer", "ood_set", "auroc", "auroc_std"]
-    assert rows[1][2] == f"{100 * rec['auroc'][0]:.2f}" and rows[1][3] == f"{100 * rec['auroc'][1]:.2f}"
-    assert "±" in metrics.format_table([rec], metrics=("auroc",))
+    assert rows[1][2] == f"{100 * rec['auroc']:.2f}" and rows[1][3] == f"{100 * rec['auroc_std']:.2f}"
+    assert f"{100 * rec['auroc']:.2f} ± {100 * rec['auroc_std']:.2f}" in metrics.format_table([rec], metrics=("auroc",))
+
+
+def test_roc_curve_matches_sklearn():
+    from sklearn.metrics import roc_curve as sk_roc
+
+    id_s, ood_s = _random_scores(9, 80, 60, 1)
+    fpr, tpr = metrics.roc_curve(id_s, ood_s)
+    sk_fpr, sk_tpr, _ = sk_roc(np.r_[np.ones(80), np.zeros(60)], np.r_[id_s, ood_s], drop_intermediate=False)
+    np.testing.assert_allclose(fpr, sk_fpr)
+    np.testing.assert_allclose(tpr, sk_tpr)
 
 
 def test_table_bad_args():

@@ -44,23 +44,31 @@ def test_training_learns(key, tmp_path):
 
 
 def test_run_embedded_end_to_end(tmp_path):
-    d = make_fake_fashion_mnist(tmp_path / "fm", n_train=768, n_test=200)
+    d = make_fake_fashion_mnist(tmp_path / "fm", n_train=868, n_test=200)
     cfg = EmbeddedConfig(
-        name="tiny", data_dir=str(d), results_dir=str(tmp_path / "results"), fit_size=300, noise_size=100,
+        name="tiny", data_dir=str(d), results_dir=str(tmp_path / "results"), val_size=100, fit_size=300,
+        far_sets=("digits", "gaussian_noise"), resize_sets=False, corruptions=("gaussian_blur",), corruption_size=60,
         train=TrainConfig(epochs=3, batch_size=32), progress=False,
         scorers={"msp": ("msp", {}), "energy": ("energy", {}), "mahalanobis": ("mahalanobis", {}),
-                 "knn": ("knn", {"k": 5}), "vim": ("vim", {}), "rg_additive": ("rg_additive", {})},
+                 "knn": ("knn", {"k": 5}), "vim": ("vim", {}), "gram": ("gram", {"powers": (1, 2)}),
+                 "odin": ("odin", {"temperatures": (1.0, 1000.0), "epsilons": (0.0, 0.002)})},
     )
     result = run_embedded(cfg)
     assert result["id_accuracy"] > 0.9  # the fake classes are easy
-    records = json.loads((tmp_path / "results" / "tiny" / "metrics.json").read_text())
-    assert len(records) == 6 * 3
-    assert {r["ood_set"] for r in records} == {"digits", "gaussian_noise", "uniform_noise"}
+    out = tmp_path / "results" / "tiny"
+    records = json.loads((out / "metrics.json").read_text())
+    sets = {"digits", "gaussian_noise", *(f"fmnist-gaussian_blur-{s}" for s in range(1, 6)), "fmnist-heldout-classes"}
+    assert {r["ood_set"] for r in records} == sets and len(records) == 7 * len(sets)
     for r in records:
         for k in (*metrics.METRIC_NAMES, "id_accuracy"):
             assert 0.0 <= r[k] <= 1.0, (r["scorer"], k)
-    assert "| mahalanobis | average |" in (tmp_path / "results" / "tiny" / "table.md").read_text()
-    assert (tmp_path / "results" / "tiny" / "table.csv").read_text().startswith("scorer,ood_set,fpr95")
+    near = [r for r in records if r["kind"] == "near"]
+    assert near and near[0]["id_accuracy"] == result["id_accuracies"]["heldout"]
+    assert "| mahalanobis | average |" in (out / "table.md").read_text()
+    assert "| odin | covariate (avg of 5) |" in (out / "summary.md").read_text()
+    assert (out / "table.csv").read_text().startswith("scorer,ood_set,fpr95")
+    assert (out / "plots" / "auroc_vs_severity.png").exists() and (out / "plots" / "roc_odin.png").exists()
+    assert json.loads((out / "run.json").read_text())["id_accuracies"]["all_classes"] == result["id_accuracy"]
 
 
 def test_cli_reports_missing_data(tmp_path, capsys):

@@ -179,13 +179,24 @@ EXPECTED = {
 
 
 def test_registry_round_trip(key):
-    assert EXPECTED <= set(scores.names())
+    assert EXPECTED | {"odin", "gram"} <= set(scores.names())
     data, out = _fit_data(key)
+    n = out.logits.shape[0]
+    # What some scorers need beyond logits and features: inputs and a model (ODIN), maps (Gram).
+    images = jax.random.normal(key, (n, 4, 4, 1))
+    w = jax.random.normal(jax.random.key(1), (16, C))
+    logits_fn = jax.tree_util.Partial(lambda w, x: x.reshape(x.shape[0], -1) @ w, w)
+    maps = (jax.random.normal(key, (n, 4, 4, 3)), jax.random.normal(key, (n, 2, 2, 5)))
     for name in scores.names():
         kwargs = {"k": 5} if name == "knn" else {}
         scorer = scores.get(name, **kwargs)
-        state = scorer.fit(data)
-        got = jax.jit(scorer.score)(state, out)
+        reduced = scorer.map_reduce(maps) if scorer.map_reduce else None
+        view = out._replace(inputs=images, maps=reduced)
+        fit_data = data._replace(train=view, logits_fn=logits_fn, input_std=(0.5,))
+        state = scorer.fit(fit_data)
+        if scorer.tune is not None:
+            state = scorer.tune(state, view, {"set": view})["set"]
+        got = jax.jit(scorer.score)(state, view)
         assert got.shape == (out.logits.shape[0],), name
         assert np.isfinite(np.asarray(got)).all(), name
     # The registry entry computes the same as the plain function.

@@ -96,8 +96,10 @@ def test_bad_training_input(key):
         train(model, x[:8], y[:8], CFG, key=key)
     with pytest.raises(ValueError, match="divisible by the 4 devices"):
         train(model, x, y, TrainConfig(batch_size=6), key=key)
-    with pytest.raises(ValueError, match="labels must be >= 0"):
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\)"):
         train(model, x, y - 1, CFG, key=key)
+    with pytest.raises(ValueError, match=r"3-class model, found \[0, 3\]"):
+        train(model, x, np.where(y == 2, 3, y), CFG, key=key)
     with pytest.raises(ValueError, match="compute_dtype"):
         train(model, x, y, TrainConfig(batch_size=16, compute_dtype="float16"), key=key)
     with pytest.raises(KeyError, match="known: cosine, step"):

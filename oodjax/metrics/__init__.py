@@ -5,7 +5,7 @@ ODIN/Energy/AMP; OOD positive, as in OpenOOD v1.5), detection error (paper 001) 
 """
 
 from oodjax.metrics._bootstrap import bootstrap
-from oodjax.metrics._ood import METRIC_NAMES, check_scores, ood_metrics
+from oodjax.metrics._ood import METRIC_NAMES, check_scores, ood_metrics, roc_curve
 from oodjax.metrics._table import HEADERS, average_records, format_table
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "check_scores",
     "format_table",
     "ood_metrics",
+    "roc_curve",
 ]

@@ -94,6 +94,12 @@ def roc_groups(id_scores: np.ndarray, ood_scores: np.ndarray) -> RocGroups:
     return RocGroups(s[ends], tp, fp, id_scores.size, ood_scores.size)
 
 
+def roc_curve(id_scores: ArrayLike, ood_scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """ROC points (FPR, TPR) with ID positive, from (0, 0) to (1, 1), one per distinct score."""
+    g = roc_groups(check_scores("id_scores", id_scores), check_scores("ood_scores", ood_scores))
+    return np.concatenate([[0.0], g.fp / g.n_ood]), np.concatenate([[0.0], g.tp / g.n_id])
+
+
 def _average_precision(tp: np.ndarray, fp: np.ndarray, n_pos: int) -> float:
     """sum_g (R_g - R_{g-1}) P_g over threshold groups ordered from strictest to loosest."""
     precision = tp / (tp + fp)
@@ -116,8 +122,8 @@ def ood_metrics(id_scores: ArrayLike, ood_scores: ArrayLike) -> dict[str, float]
     ood_s = check_scores("ood_scores", ood_scores)
     g = roc_groups(id_s, ood_s)
 
-    tpr = np.concatenate([[0.0], g.tp / g.n_id])
     fpr = np.concatenate([[0.0], g.fp / g.n_ood])
+    tpr = np.concatenate([[0.0], g.tp / g.n_id])
     auroc = float(np.trapezoid(tpr, fpr))
     dtacc = float(np.max(0.5 * (tpr + 1.0 - fpr)))
 

@@ -25,10 +25,7 @@ Record = Mapping[str, Any]
 
 
 def average_records(records: Sequence[Record], *, name: str = "average") -> list[dict[str, Any]]:
-    """One record per scorer with every metric averaged over its OOD sets (`ood_set` = `name`).
-
-    A metric given as (mean, std) is averaged on its mean and std alike.
-    """
+    """One record per scorer with every metric (and `<metric>_std`) averaged over its OOD sets."""
     by_scorer: dict[str, list[Record]] = {}
     for r in records:
         by_scorer.setdefault(r["scorer"], []).append(r)
@@ -36,20 +33,18 @@ def average_records(records: Sequence[Record], *, name: str = "average") -> list
     for scorer, rows in by_scorer.items():
         avg: dict[str, Any] = {"scorer": scorer, "ood_set": name}
         for m in METRIC_NAMES:
-            vals = [r[m] for r in rows if m in r]
-            if not vals:
-                continue
-            mean = np.mean(np.asarray(vals, dtype=np.float64), axis=0)
-            avg[m] = tuple(mean.tolist()) if isinstance(vals[0], tuple) else float(mean)
+            for key in (m, f"{m}_std"):
+                vals = [r[key] for r in rows if key in r]
+                if vals:
+                    avg[key] = float(np.mean(vals))
         out.append(avg)
     return out
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, tuple):
-        mean, std = value
-        return f"{100 * mean:.2f} ± {100 * std:.2f}"
-    return f"{100 * value:.2f}"
+def _cell(record: Record, metric: str) -> str:
+    std = record.get(f"{metric}_std")
+    text = f"{100 * record[metric]:.2f}"
+    return text if std is None else f"{text} ± {100 * std:.2f}"
 
 
 def format_table(
@@ -59,11 +54,11 @@ def format_table(
     metrics: Sequence[str] = ("fpr95", "auroc", "aupr_in", "aupr_out", "detection_error", "dtacc"),
     average: bool = True,
 ) -> str:
-    """Formats metric records ({'scorer', 'ood_set', metric: float or (mean, std)}) as a table.
+    """Formats metric records ({'scorer', 'ood_set', metric: float, optional '<metric>_std'}).
 
     Args:
       records: one mapping per (scorer, OOD set); metric values in [0, 1].
-      fmt: "markdown" (mean ± std cells) or "csv" (std in extra `<metric>_std` columns).
+      fmt: "markdown" ("value ± std" cells where a std is given) or "csv" (std in `<metric>_std` columns).
       metrics: the columns, in order; names from METRIC_NAMES.
       average: append, per scorer, the average over its OOD sets.
     Returns:
@@ -77,11 +72,11 @@ def format_table(
         head = ["Scorer", "OOD set"] + [HEADERS[m] for m in metrics]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in rows:
-            cells = [str(r["scorer"]), str(r["ood_set"])] + [_cell(r[m]) for m in metrics]
+            cells = [str(r["scorer"]), str(r["ood_set"])] + [_cell(r, m) for m in metrics]
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
     if fmt == "csv":
-        has_std = any(isinstance(r.get(m), tuple) for r in rows for m in metrics)
+        has_std = any(f"{m}_std" in r for r in rows for m in metrics)
         head = ["scorer", "ood_set"]
         for m in metrics:
             head += [m, f"{m}_std"] if has_std else [m]
@@ -91,11 +86,9 @@ def format_table(
         for r in rows:
             row = [r["scorer"], r["ood_set"]]
             for m in metrics:
-                v = r[m]
-                mean, std = v if isinstance(v, tuple) else (v, None)
-                row.append(f"{100 * mean:.2f}")
+                row.append(f"{100 * r[m]:.2f}")
                 if has_std:
-                    row.append("" if std is None else f"{100 * std:.2f}")
+                    row.append("" if f"{m}_std" not in r else f"{100 * r[f'{m}_std']:.2f}")
             writer.writerow(row)
         return buf.getvalue()
     raise ValueError(f"fmt must be 'markdown' or 'csv', got {fmt!r}")

@@ -19,15 +19,18 @@ from oodjax.scores._features import (
     rg,
     rg_additive,
 )
+from oodjax.scores._gram import GramState, fit_gram, gram, gram_features
 from oodjax.scores._knn import knn, l2_normalize
 from oodjax.scores._logits import energy, entropy, fit_kl_matching, kl_matching, max_logit, msp
 from oodjax.scores._mahalanobis import MahalanobisState, fit_mahalanobis, mahalanobis
+from oodjax.scores._odin import ODIN_EPSILONS, ODIN_TEMPERATURES, OdinState, odin, odin_direction, tune_odin
 from oodjax.scores._registry import get, names, register, stateless
 from oodjax.scores._types import FitData, Head, ModelOutputs, Scorer
 from oodjax.scores._vim import VimState, default_vim_dim, fit_vim, vim
 
 __all__ = [
-    "FitData", "Head", "MahalanobisState", "ModelOutputs", "Scorer", "VimState",
+    "FitData", "GramState", "Head", "MahalanobisState", "ModelOutputs", "ODIN_EPSILONS", "ODIN_TEMPERATURES",
+    "OdinState", "Scorer", "VimState", "fit_gram", "gram", "gram_features", "odin", "odin_direction", "tune_odin",
     "clipped_l1", "default_vim_dim", "energy", "entropy", "feature_norm_energy",
     "fit_kl_matching", "fit_mahalanobis", "fit_react_threshold", "fit_rg_alpha", "fit_vim",
     "get", "kl_matching", "knn", "l2_normalize", "mahalanobis", "max_logit", "msp", "names",

@@ -21,6 +21,12 @@ def _pad_rows(x: jax.Array, multiple: int, value: float) -> jax.Array:
     return jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1), constant_values=value)
 
 
+def _even_chunk(n: int, max_chunk: int) -> int:
+    """The smallest chunk that splits n rows into as few chunks of <= max_chunk as possible."""
+    chunks = -(-n // max_chunk)
+    return -(-n // chunks)
+
+
 @partial(jax.jit, static_argnames=("k", "query_chunk", "bank_chunk"))
 def knn(
     features: jax.Array,
@@ -43,6 +49,7 @@ def knn(
     if bank.shape[1] != features.shape[1]:
         raise ValueError(f"bank has dimension {bank.shape[1]}, features {features.shape[1]}")
     n = features.shape[0]
+    query_chunk, bank_chunk = _even_chunk(n, query_chunk), _even_chunk(bank.shape[0], bank_chunk)
     q = _pad_rows(l2_normalize(features), query_chunk, 0.0)
     q = q.reshape(-1, query_chunk, q.shape[1])
     b = l2_normalize(bank)

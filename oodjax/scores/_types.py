@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -15,10 +15,14 @@ class ModelOutputs(NamedTuple):
 
     logits: (N, C) pre-softmax outputs.
     features: (N, D) penultimate activations, the input of the final dense layer.
+    inputs: (N, H, W, C_in) the normalized inputs, for scorers that perturb them (ODIN), or None.
+    maps: the intermediate maps reduced by the scorer's `map_reduce` (Gram), or None.
     """
 
     logits: jax.Array
     features: jax.Array
+    inputs: jax.Array | None = None
+    maps: Any = None
 
 
 class Head(NamedTuple):
@@ -39,6 +43,9 @@ class FitData(NamedTuple):
     head: the final dense layer, for scorers that recompute logits (ReAct, ViM), or None.
     val: model outputs on held-out ID validation data (KL-matching), or None to use `train`.
     key: a jax.random key for scorers that subsample (RG additive alpha_s), or None.
+    logits_fn: a pytree function x -> logits (a `jax.tree_util.Partial` over the variables) for
+      scorers that differentiate the model (ODIN), or None.
+    input_std: (C_in,) per-channel std of the input normalization (ODIN's step is divided by it).
     """
 
     train: ModelOutputs
@@ -46,6 +53,8 @@ class FitData(NamedTuple):
     head: Head | None = None
     val: ModelOutputs | None = None
     key: jax.Array | None = None
+    logits_fn: Callable[[jax.Array], jax.Array] | None = None
+    input_std: tuple[float, ...] | None = None
 
 
 class Scorer(NamedTuple):
@@ -53,7 +62,13 @@ class Scorer(NamedTuple):
 
     fit: FitData -> state (a pytree; `()` for stateless scorers).
     score: (state, ModelOutputs) -> (N,) ID-scores, higher = more in-distribution. Jit-able.
+    tune: optional (state, id_val, {set: ood_val}) -> {set: state}: hyper-parameters tuned on each
+      OOD set's validation split (with the ID validation outputs, inputs included).
+    map_reduce: optional (intermediate maps) -> pytree, applied batch by batch; the result is what
+      the scorer sees as ModelOutputs.maps (Gram matrices).
     """
 
     fit: Callable[[FitData], PyTree]
     score: Callable[[PyTree, ModelOutputs], jax.Array]
+    tune: Callable[[PyTree, ModelOutputs, Mapping[str, ModelOutputs]], dict[str, PyTree]] | None = None
+    map_reduce: Callable[[tuple[jax.Array, ...]], Any] | None = None

@@ -92,8 +92,14 @@ def _check_inputs(model: Model, images: np.ndarray, labels: np.ndarray, cfg: Tra
         raise ValueError(f"images have shape {images.shape[1:]}, model expects {model.input_shape}")
     if labels.shape != images.shape[:1]:
         raise ValueError(f"labels shape {labels.shape} does not match {images.shape[0]} images")
-    if labels.size and labels.min() < 0:
-        raise ValueError(f"labels must be >= 0, found {labels.min()}")
+    shapes = jax.eval_shape(model.init, jax.random.key(0))  # shapes only, no compute
+    x = jax.ShapeDtypeStruct((1, *model.input_shape), jnp.float32)
+    num_classes = jax.eval_shape(model.apply, shapes, x)[0].shape[-1]
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"labels must be in [0, {num_classes}) for this {num_classes}-class model, found "
+            f"[{labels.min()}, {labels.max()}]"
+        )
     if cfg.compute_dtype not in COMPUTE_DTYPES:
         raise ValueError(f"compute_dtype must be one of {sorted(COMPUTE_DTYPES)}, got {cfg.compute_dtype!r}")
     if cfg.batch_size % n_dev:
