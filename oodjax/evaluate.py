@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from oodjax import metrics, scores
 from oodjax.data import ArraySource, ImageSource, OODSet
+from oodjax.gradients import logits_of
 from oodjax.models import Model, Variables
 from oodjax.scores import FitData, ModelOutputs, Scorer
 
@@ -44,10 +45,6 @@ def build_scorers(spec: Mapping[str, tuple[str, Mapping[str, Any]]]) -> dict[str
 def pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
     """Pads (n, ...) with zeros to (rows, ...), n <= rows."""
     return x if x.shape[0] == rows else np.concatenate([x, np.zeros((rows - x.shape[0], *x.shape[1:]), x.dtype)])
-
-
-def _logits_of(apply: Callable, variables: Variables, x: jax.Array) -> jax.Array:
-    return apply(variables, x)[0]
 
 
 class _Runner:
@@ -134,7 +131,8 @@ def evaluate(
     if fit_labels.shape != (fit_out.logits.shape[0],) or fit_labels.min() < 0 or fit_labels.max() >= num_classes:
         raise ValueError(f"fit_labels must be {fit_out.logits.shape[0]} integers in [0, {num_classes})")
     val_out, val_red = runner.collect(id_val, keep_inputs=True)
-    logits_fn = jax.tree_util.Partial(functools.partial(_logits_of, model.apply), variables)
+    apply_fn = functools.partial(logits_of, model.apply)  # one hashable function for all scorers
+    logits_fn = jax.tree_util.Partial(apply_fn, variables)
     head = model.head(variables)
 
     states: dict[str, dict[str, Any]] = {}
@@ -152,7 +150,7 @@ def evaluate(
         fit_data = FitData(
             train=_view(fit_out, fit_red, label), labels=jnp.asarray(fit_labels), head=head,
             val=_view(val_out, val_red, label), key=jax.random.fold_in(key, i), logits_fn=logits_fn,
-            input_std=tuple(float(s) for s in input_std),
+            input_std=tuple(float(s) for s in input_std), apply_fn=apply_fn, variables=variables,
         )
         state = scorer.fit(fit_data)
         if scorer.tune is not None:

@@ -38,6 +38,7 @@ class EmbeddedConfig:
     name: str = "embedded"
     data_dir: str | None = None  # Fashion-MNIST IDX folder; None: $OODJAX_FASHION_MNIST or Debian's
     results_dir: str = "results"
+    train_dir: str | None = None  # where train_*/ checkpoints live; None: results_dir/name (share one to reuse it)
     seed: int = 0
     model: str = "small_cnn"
     train_size: int | None = None  # None: all training images but the validation hold-out
@@ -48,6 +49,7 @@ class EmbeddedConfig:
     resize_sets: bool = True
     corruptions: tuple[str, ...] = data.COVARIATE_CORRUPTIONS
     corruption_size: int = 2000
+    ood_test_size: int | None = None  # cap on each OOD test split (its first n images); None: all
     near_ood_classes: tuple[int, ...] | None = (0, 1, 2, 3, 4)  # None: no near-OOD run
     train: TrainConfig = TrainConfig()
     scorers: Mapping[str, tuple[str, Mapping[str, Any]]] = dataclasses.field(default_factory=default_scorers)
@@ -60,6 +62,12 @@ class EmbeddedConfig:
 def normalize(images: np.ndarray) -> np.ndarray:
     """The same normalization for ID and OOD images (paper 000): (x - mean) / std."""
     return ((images - data.MEAN) / data.STD).astype(np.float32)
+
+
+def _cap(oset: OODSet, n: int | None) -> OODSet:
+    if n is None or len(oset.test) <= n:
+        return oset
+    return dataclasses.replace(oset, test=ArraySource(oset.test.images[:n], oset.name))
 
 
 def _take(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,10 +90,10 @@ def _train_and_evaluate(
     (x_tr, y_tr), (x_val, _), (x_te, y_te) = train_xy, val_xy, test_xy
     k_train, k_fit, k_eval = jax.random.split(key, 3)
     model = get_model(config.model, num_classes=int(y_tr.max()) + 1, in_channels=1, image_size=28)
-    out_dir = Path(config.results_dir) / config.name
+    train_dir = Path(config.train_dir) if config.train_dir else Path(config.results_dir) / config.name
     # The workdir holds the checkpoints: a killed run resumes, a finished one is reused.
     variables, _ = train(model, normalize(x_tr), y_tr, config.train, key=k_train,
-                         workdir=out_dir / f"train_{tag}", progress=config.progress)
+                         workdir=train_dir / f"train_{tag}", progress=config.progress)
     fit_idx = np.sort(np.asarray(jax.random.permutation(k_fit, x_tr.shape[0]))[: config.fit_size])
     return evaluate(
         model, variables, build_scorers(config.scorers),
@@ -119,6 +127,7 @@ def run_embedded(config: EmbeddedConfig) -> dict[str, Any]:
 
     suite = data.embedded_suite(x_te, far=config.far_sets, resize=config.resize_sets,
                                 corruptions=config.corruptions, corruption_size=config.corruption_size)
+    suite = [_cap(s, config.ood_test_size) for s in suite]
     main = _train_and_evaluate(config, "all_classes", train_xy, val_xy, (x_te, y_te), suite, k_main)
     records, all_scores = list(main.records), {k: dict(v) for k, v in main.scores.items()}
     accuracies = {"all_classes": main.id_accuracy}
@@ -128,7 +137,7 @@ def run_embedded(config: EmbeddedConfig) -> dict[str, Any]:
         near_train = data.heldout_classes(*train_xy, cls)[:2]
         near_val = data.heldout_classes(*val_xy, cls)[:2]
         id_x, id_y, ood_x = data.heldout_classes(x_te, y_te, cls)
-        near_set = data.ood_set_from_arrays(NEAR_SET, ood_x, kind="near")
+        near_set = _cap(data.ood_set_from_arrays(NEAR_SET, ood_x, kind="near"), config.ood_test_size)
         near = _train_and_evaluate(config, "heldout", near_train, near_val, (id_x, id_y), [near_set], k_near)
         records += near.records
         for k, v in near.scores.items():

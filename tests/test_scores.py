@@ -178,8 +178,12 @@ EXPECTED = {
 }
 
 
+def _linear_apply(variables, x):
+    return x.reshape(x.shape[0], -1) @ variables["params"]["head"]["kernel"]
+
+
 def test_registry_round_trip(key):
-    assert EXPECTED | {"odin", "gram"} <= set(scores.names())
+    assert EXPECTED | {"odin", "gram", "gradnorm", "grodin_g", "grodin_sg"} <= set(scores.names())
     data, out = _fit_data(key)
     n = out.logits.shape[0]
     # What some scorers need beyond logits and features: inputs and a model (ODIN), maps (Gram).
@@ -187,12 +191,14 @@ def test_registry_round_trip(key):
     w = jax.random.normal(jax.random.key(1), (16, C))
     logits_fn = jax.tree_util.Partial(lambda w, x: x.reshape(x.shape[0], -1) @ w, w)
     maps = (jax.random.normal(key, (n, 4, 4, 3)), jax.random.normal(key, (n, 2, 2, 5)))
+    small_grid = {"temperatures": (1.0, 2.0), "epsilons": (0.0, 0.001)}
+    special = {"knn": {"k": 5}, "odin": small_grid, "grodin_g": small_grid, "grodin_sg": small_grid}
     for name in scores.names():
-        kwargs = {"k": 5} if name == "knn" else {}
-        scorer = scores.get(name, **kwargs)
+        scorer = scores.get(name, **special.get(name, {}))
         reduced = scorer.map_reduce(maps) if scorer.map_reduce else None
         view = out._replace(inputs=images, maps=reduced)
-        fit_data = data._replace(train=view, logits_fn=logits_fn, input_std=(0.5,))
+        fit_data = data._replace(train=view, logits_fn=logits_fn, input_std=(0.5,), apply_fn=_linear_apply,
+                                 variables={"params": {"head": {"kernel": w}}})
         state = scorer.fit(fit_data)
         if scorer.tune is not None:
             state = scorer.tune(state, view, {"set": view})["set"]

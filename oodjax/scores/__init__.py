@@ -19,6 +19,10 @@ from oodjax.scores._features import (
     rg,
     rg_additive,
 )
+from oodjax.scores._gradient import (
+    GRODIN_PARTS, GrodinState, expected_gradnorm, expsum_gradnorm, expsum_loss, gradnorm, gradnorm_loss, grodin_parts,
+    predicted_nll, scaled_apply, uv_score,
+)
 from oodjax.scores._gram import GramState, fit_gram, gram, gram_features
 from oodjax.scores._knn import knn, l2_normalize
 from oodjax.scores._logits import energy, entropy, fit_kl_matching, kl_matching, max_logit, msp
@@ -29,6 +33,8 @@ from oodjax.scores._types import FitData, Head, ModelOutputs, Scorer
 from oodjax.scores._vim import VimState, default_vim_dim, fit_vim, vim
 
 __all__ = [
+    "GRODIN_PARTS", "GrodinState", "expected_gradnorm", "expsum_gradnorm", "expsum_loss", "gradnorm", "gradnorm_loss",
+    "grodin_parts", "predicted_nll", "scaled_apply", "uv_score",
     "FitData", "GramState", "Head", "MahalanobisState", "ModelOutputs", "ODIN_EPSILONS", "ODIN_TEMPERATURES",
     "OdinState", "Scorer", "VimState", "fit_gram", "gram", "gram_features", "odin", "odin_direction", "tune_odin",
     "clipped_l1", "default_vim_dim", "energy", "entropy", "feature_norm_energy",

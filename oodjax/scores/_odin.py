@@ -71,8 +71,15 @@ class OdinGrid(NamedTuple):
     epsilons: tuple[float, ...]
 
 
-def _grid_scores(logits_fn, x, std, grid: OdinGrid, batch_size: int) -> np.ndarray:
-    """(len(T), len(eps), N) ODIN scores, with one gradient per temperature."""
+ScoreAt = Callable[[jax.Array, jax.Array], jax.Array]  # (perturbed x, T) -> (N,) scores
+
+
+def _msp_at(logits_fn: LogitsFn) -> ScoreAt:
+    return lambda x, t: jnp.max(jax.nn.softmax(logits_fn(x) / t, axis=-1), axis=-1)
+
+
+def _grid_scores(logits_fn, x, std, grid: OdinGrid, batch_size: int, score_at: ScoreAt) -> np.ndarray:
+    """(len(T), len(eps), N) scores of the perturbed inputs, with one input gradient per temperature."""
     n_all = x.shape[0]
     out = np.empty((len(grid.temperatures), len(grid.epsilons), n_all), np.float64)
     for i in range(0, n_all, batch_size):
@@ -84,8 +91,11 @@ def _grid_scores(logits_fn, x, std, grid: OdinGrid, batch_size: int) -> np.ndarr
             t = jnp.asarray(t, xb.dtype)
             d = odin_direction(logits_fn, xb, t, std)
             for b, e in enumerate(grid.epsilons):
-                out[a, b, i : i + n] = np.asarray(_perturbed_msp(logits_fn, xb, d, t, jnp.asarray(e, xb.dtype)))[:n]
+                out[a, b, i : i + n] = np.asarray(score_at(xb - jnp.asarray(e, xb.dtype) * d, t))[:n]
     return out
+
+
+CRITERIA = ("fpr95", "auroc")
 
 
 def tune_odin(
@@ -95,22 +105,32 @@ def tune_odin(
     std: jax.Array,
     grid: OdinGrid = OdinGrid(ODIN_TEMPERATURES, ODIN_EPSILONS),
     batch_size: int = 256,
+    criterion: str = "fpr95",
+    score_at: ScoreAt | None = None,
 ) -> dict[str, tuple[float, float, np.ndarray]]:
-    """For each OOD validation set: (T*, eps*, fpr95 grid (len(T), len(eps))), choosing the lowest
-    ID-positive FPR95 and, among ties, the highest AUROC. ID validation work is shared by all sets."""
-    id_grid = _grid_scores(logits_fn, id_x, std, grid, batch_size)
+    """For each OOD validation set: (T*, eps*, criterion grid (len(T), len(eps))).
+
+    criterion "fpr95" (ODIN: lowest ID-positive FPR95, ties to the higher AUROC) or "auroc" (GRODIN,
+    paper 004: highest AUROC, ties to the lower FPR95). score_at(x~, T) scores the perturbed inputs
+    (default: ODIN's max softmax at T). The ID validation work is shared by all sets.
+    """
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    score_at = score_at or _msp_at(logits_fn)
+    id_grid = _grid_scores(logits_fn, id_x, std, grid, batch_size, score_at)
     result = {}
     for name, x in ood_x.items():
-        ood_grid = _grid_scores(logits_fn, x, std, grid, batch_size)
-        fpr = np.empty(id_grid.shape[:2])
-        best, best_key = (0, 0), (np.inf, 0.0)
-        for a in range(fpr.shape[0]):
-            for b in range(fpr.shape[1]):
+        ood_grid = _grid_scores(logits_fn, x, std, grid, batch_size, score_at)
+        values = np.empty(id_grid.shape[:2])
+        best, best_key = (0, 0), (np.inf, np.inf)
+        for a in range(values.shape[0]):
+            for b in range(values.shape[1]):
                 m = ood_metrics(id_grid[a, b], ood_grid[a, b])
-                fpr[a, b] = m["fpr95"]
-                if (m["fpr95"], -m["auroc"]) < best_key:
-                    best, best_key = (a, b), (m["fpr95"], -m["auroc"])
-        result[name] = (grid.temperatures[best[0]], grid.epsilons[best[1]], fpr)
+                values[a, b] = m[criterion]
+                key = (m["fpr95"], -m["auroc"]) if criterion == "fpr95" else (-m["auroc"], m["fpr95"])
+                if key < best_key:
+                    best, best_key = (a, b), key
+        result[name] = (grid.temperatures[best[0]], grid.epsilons[best[1]], values)
     return result
 
 
@@ -128,10 +148,14 @@ def _odin(
     temperatures: Sequence[float] = ODIN_TEMPERATURES,
     epsilons: Sequence[float] = ODIN_EPSILONS,
     tune_size: int | None = None,
+    criterion: str = "fpr95",
 ) -> Scorer:
     """ODIN. `tune` grid-searches T x eps per OOD validation set; (temperature, epsilon) are the
     values used untuned. epsilons=(0.0,) gives "MSP + tuned T" (Baseline+T of paper 001).
-    tune_size caps the validation images used for tuning (first n of each split)."""
+    tune_size caps the validation images used for tuning (first n of each split); criterion: "fpr95"
+    (ODIN) or "auroc" (GRODIN's protocol)."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     _check_step(temperature, epsilon)
     for t in temperatures:
         _check_step(t, 0.0)
@@ -157,7 +181,7 @@ def _odin(
             raise ValueError("tuning odin needs the validation inputs (ModelOutputs.inputs)")
         std = jnp.broadcast_to(state.std, (id_val.inputs.shape[-1],))
         tuned = tune_odin(state.logits_fn, id_val.inputs[:tune_size],
-                          {k: o.inputs[:tune_size] for k, o in ood_vals.items()}, std, grid)
+                          {k: o.inputs[:tune_size] for k, o in ood_vals.items()}, std, grid, criterion=criterion)
         return {k: state._replace(temperature=jnp.asarray(t, jnp.float32), epsilon=jnp.asarray(e, jnp.float32))
                 for k, (t, e, _) in tuned.items()}
 

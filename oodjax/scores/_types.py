@@ -46,6 +46,8 @@ class FitData(NamedTuple):
     logits_fn: a pytree function x -> logits (a `jax.tree_util.Partial` over the variables) for
       scorers that differentiate the model (ODIN), or None.
     input_std: (C_in,) per-channel std of the input normalization (ODIN's step is divided by it).
+    apply_fn: a hashable function (variables, x) -> logits, for scorers that differentiate with
+      respect to the weights (GRODIN), with `variables`; or None.
     """
 
     train: ModelOutputs
@@ -55,6 +57,8 @@ class FitData(NamedTuple):
     key: jax.Array | None = None
     logits_fn: Callable[[jax.Array], jax.Array] | None = None
     input_std: tuple[float, ...] | None = None
+    apply_fn: Callable[[Any, jax.Array], jax.Array] | None = None
+    variables: Any = None
 
 
 class Scorer(NamedTuple):

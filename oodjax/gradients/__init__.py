@@ -1,0 +1,24 @@
+"""Per-sample weight gradients as pure functions: the vmap path and the norm-trick (ghost) path.
+
+Writing a new gradient score takes a few lines: a per-sample loss of the logits, then a norm::
+
+    def my_loss(logits):                         # (C,) -> scalar, for one sample
+        return -jax.nn.log_softmax(logits)[0]
+    apply = functools.partial(logits_of, model.apply)        # (variables, x) -> logits; define once
+    sq = per_sample_sq_grad_norms(apply, my_loss, variables, x, selector="all")     # (N,)
+    l1 = per_sample_grad_norms(apply, my_loss, variables, x, selector="head", ord="l1")
+
+`selector` picks the parameters: "all", "head" (the final dense layer), regexes on '/'-joined
+paths such as ["params/head/kernel"], or a callable (path, leaf) -> bool.
+"""
+
+from oodjax.gradients._api import logits_of, per_sample_grad_norms, per_sample_sq_grad_norms, sample_loss
+from oodjax.gradients._ghost import per_sample_sq_grad_norms_ghost
+from oodjax.gradients._per_sample import NORM_ORDS, per_sample_grad_norms_vmap, per_sample_grads
+from oodjax.gradients._select import Selector, flatten, selected_paths
+
+__all__ = [
+    "NORM_ORDS", "Selector", "flatten", "logits_of", "per_sample_grad_norms", "per_sample_grad_norms_vmap",
+    "per_sample_grads", "per_sample_sq_grad_norms", "per_sample_sq_grad_norms_ghost", "sample_loss",
+    "selected_paths",
+]

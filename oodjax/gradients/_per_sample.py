@@ -1,0 +1,86 @@
+"""Per-sample weight gradients with jax.vmap(jax.grad(...)), jit-compiled and chunked.
+
+A sample loss is `loss_fn(params, x_i, *args_i) -> scalar` for ONE sample (no batch axis), e.g.
+`lambda p, x: logit_loss(logits_fn(p, x[None])[0])`. Chunking (`chunk_size` samples at a time) keeps
+memory at chunk_size x (selected parameters) however large the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from oodjax.gradients._select import PyTree, Selector, merge, selected_paths, split
+
+SampleLoss = Callable[..., jax.Array]
+NORM_ORDS = ("l1", "l2", "sq")
+
+
+def _check_batch(batch: tuple[jax.Array, ...]) -> int:
+    if not batch:
+        raise ValueError("pass at least one batched array")
+    n = batch[0].shape[0]
+    if any(b.shape[0] != n for b in batch):
+        raise ValueError(f"batched arguments disagree on the batch size: {[b.shape[0] for b in batch]}")
+    return n
+
+
+def _chunked(fn: Callable, batch: tuple[jax.Array, ...], chunk_size: int) -> Any:
+    """lax.map of fn over chunks of the batch (padded with copies of the first sample)."""
+    n = batch[0].shape[0]
+    chunk = min(chunk_size, n)
+    pad = -n % chunk
+    padded = tuple(jnp.concatenate([b, jnp.repeat(b[:1], pad, axis=0)]) if pad else b for b in batch)
+    stacked = tuple(b.reshape(-1, chunk, *b.shape[1:]) for b in padded)
+    out = jax.lax.map(lambda c: fn(*c), stacked)
+    return jax.tree.map(lambda o: o.reshape(-1, *o.shape[2:])[:n], out)
+
+
+@partial(jax.jit, static_argnames=("loss_fn", "paths", "chunk_size"))
+def _grads(loss_fn, params, batch, paths, chunk_size):
+    sel, rest = split(params, paths)
+    grad = jax.vmap(jax.grad(lambda s, *sample: loss_fn(merge(s, rest), *sample)), in_axes=(None,) + (0,) * len(batch))
+    return _chunked(lambda *c: grad(sel, *c), batch, chunk_size)
+
+
+def per_sample_grads(
+    loss_fn: SampleLoss, params: PyTree, *batch: jax.Array, selector: Selector = "all", chunk_size: int = 64
+) -> dict[str, jax.Array]:
+    """{path: (N, *leaf.shape)} gradients of loss_fn(params, x_i, ...) for every sample i.
+
+    loss_fn must be a hashable function (define it once, not as a new lambda per call, to reuse
+    the compiled code).
+    """
+    _check_batch(batch)
+    return _grads(loss_fn, params, batch, selected_paths(params, selector), chunk_size)
+
+
+def _reduce(g: dict[str, jax.Array], ord: str) -> jax.Array:
+    leaves = [v.reshape(v.shape[0], -1) for v in g.values()]
+    if ord == "l1":
+        return sum(jnp.sum(jnp.abs(v), axis=1) for v in leaves)
+    sq = sum(jnp.sum(v * v, axis=1) for v in leaves)
+    return jnp.sqrt(sq) if ord == "l2" else sq
+
+
+@partial(jax.jit, static_argnames=("loss_fn", "paths", "chunk_size", "ord"))
+def _norms(loss_fn, params, batch, paths, chunk_size, ord):
+    sel, rest = split(params, paths)
+    grad = jax.vmap(jax.grad(lambda s, *sample: loss_fn(merge(s, rest), *sample)), in_axes=(None,) + (0,) * len(batch))
+    return _chunked(lambda *c: _reduce(grad(sel, *c), ord), batch, chunk_size)
+
+
+def per_sample_grad_norms_vmap(
+    loss_fn: SampleLoss, params: PyTree, *batch: jax.Array, selector: Selector = "all", ord: str = "l2",
+    chunk_size: int = 64,
+) -> jax.Array:
+    """(N,) norms of the per-sample gradients ("l1", "l2" or "sq" = squared l2), reduced chunk by
+    chunk, so that at most chunk_size per-sample gradients exist at once."""
+    if ord not in NORM_ORDS:
+        raise ValueError(f"ord must be one of {NORM_ORDS}, got {ord!r}")
+    _check_batch(batch)
+    return _norms(loss_fn, params, batch, selected_paths(params, selector), chunk_size, ord)

@@ -1,0 +1,143 @@
+"""Per-sample gradients against a plain jax.grad loop; the norm-trick path against the vmap path;
+every closed form against autodiff in float64; GRODIN's grad = -S G."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.experimental import enable_x64
+
+from oodjax import gradients, models, scores
+from oodjax.gradients import logits_of, per_sample_grad_norms, per_sample_grads, sample_loss
+
+
+def _model(name, key, **kw):
+    m = models.get(name, num_classes=5, in_channels=2, image_size=8, **kw)
+    v = m.init(key)
+    # Non-trivial batch statistics, so that eval-mode BatchNorm is not the identity.
+    v = jax.tree_util.tree_map_with_path(
+        lambda p, a: a + 0.3 if "batch_stats" in jax.tree_util.keystr(p) else a, v)
+    return m, v, functools.partial(logits_of, m.apply)
+
+
+def _loop_grads(loss, variables, x):
+    """The reference: one jax.grad per sample, in a Python loop."""
+    return [jax.grad(loss)(variables, x[i]) for i in range(x.shape[0])]
+
+
+SMALL = dict(widths=(4, 8), feature_dim=6)
+
+
+def test_vmap_path_equals_per_sample_loop(key):
+    m, v, apply = _model("small_cnn", key, **SMALL)
+    x = jax.random.normal(jax.random.key(1), (7, 8, 8, 2))
+    loss = sample_loss(apply, scores.predicted_nll)
+    got = per_sample_grads(loss, v, x, selector=("params/.*",), chunk_size=3)
+    ref = _loop_grads(loss, v, x)
+    flat_ref = [gradients.flatten(r) for r in ref]
+    for path, g in got.items():
+        np.testing.assert_allclose(g, np.stack([r[path] for r in flat_ref]), rtol=1e-5, atol=1e-6, err_msg=path)
+    l1 = per_sample_grad_norms(apply, scores.predicted_nll, v, x, ord="l1", method="vmap")
+    want = [sum(np.abs(np.asarray(a)).sum() for a in jax.tree_util.tree_leaves(r["params"])) for r in ref]
+    np.testing.assert_allclose(l1, want, rtol=1e-5)
+
+
+SUBSET = ("params/head/kernel", "params/.*Conv_0/.*")
+GN, NLL = scores.gradnorm_loss(2.0), scores.predicted_nll
+CASES = [  # every model, every selector kind and both losses, without the full product
+    ("small_cnn", SMALL, "all", GN), ("small_cnn", SMALL, "head", NLL), ("small_cnn", SMALL, SUBSET, NLL),
+    ("resnet8", {}, "all", NLL), ("resnet8", {}, SUBSET, GN), ("resnet8", {}, "head", GN),
+    ("wrn40_2", {}, "all", GN), ("wrn40_2", {}, SUBSET, NLL),
+]
+
+
+@pytest.mark.parametrize("name,kw,selector,loss", CASES)
+def test_ghost_path_equals_vmap_path(key, name, kw, selector, loss):
+    if name == "wrn40_2":  # a 10-layer WRN is enough to cover pre-activation blocks and 1x1 shortcuts
+        m = models.from_flax(models.registry.WideResNet(5, depth=10, widen=1), (8, 8, 2))
+        v, apply = m.init(key), functools.partial(logits_of, m.apply)
+    else:
+        m, v, apply = _model(name, key, **kw)
+    x = jax.random.normal(jax.random.key(2), (6, 8, 8, 2))
+    ghost = per_sample_grad_norms(apply, loss, v, x, selector=selector, ord="sq", method="ghost", chunk_size=4)
+    vmap = per_sample_grad_norms(apply, loss, v, x, selector=selector, ord="sq", method="vmap", chunk_size=4)
+    np.testing.assert_allclose(ghost, vmap, rtol=2e-4, atol=1e-9)
+    assert np.any(np.asarray(vmap) > 0)  # (a uniform softmax at init gives GradNorm's loss a zero gradient)
+
+
+def test_closed_forms_equal_autodiff_float64(key):
+    with enable_x64():
+        m, v, apply = _model("small_cnn", key, **SMALL)
+        v = jax.tree.map(lambda a: a.astype(jnp.float64), v)
+        x = jax.random.normal(jax.random.key(3), (5, 8, 8, 2), jnp.float64)
+        logits, features = m.apply(v, x)
+        head = ("params/head/kernel",)
+        for t in (1.0, 3.0):
+            auto = per_sample_grad_norms(apply, scores.gradnorm_loss(t), v, x, selector=head, ord="l1", method="vmap")
+            np.testing.assert_allclose(scores.gradnorm(logits, features, t), auto, rtol=1e-10)
+        auto = per_sample_grad_norms(apply, scores.expsum_loss, v, x, selector=head, ord="l1", method="vmap")
+        np.testing.assert_allclose(scores.expsum_gradnorm(logits, features), auto, rtol=1e-10)
+        # Eq. 4: E_{y~p} ||d log p_y / dW||_1, one autodiff gradient per class y.
+        p = np.asarray(jax.nn.softmax(logits))
+        expected = np.zeros(x.shape[0])
+        for y in range(logits.shape[1]):
+            loss_y = _class_log_prob(y)
+            expected += p[:, y] * np.asarray(
+                per_sample_grad_norms(apply, loss_y, v, x, selector=head, ord="l1", method="vmap"))
+        np.testing.assert_allclose(scores.expected_gradnorm(logits, features), expected, rtol=1e-10)
+
+
+@functools.lru_cache(maxsize=None)
+def _class_log_prob(y):
+    return lambda z: jax.nn.log_softmax(z)[y]
+
+
+def test_grodin_decomposition_float64(key):
+    with enable_x64():
+        m, v, apply = _model("resnet8", key)
+        v = jax.tree.map(lambda a: a.astype(jnp.float64), v)
+        x = jax.random.normal(jax.random.key(4), (4, 8, 8, 2), jnp.float64)
+        t = 2.0
+        s, sq = scores.grodin_parts(apply, v, x, t)
+        for i in range(x.shape[0]):
+            def nll(p, xi=x[i]):
+                z = apply({**v, "params": p}, xi[None])[0] / t
+                return scores.predicted_nll(z)
+
+            def g_part(p, xi=x[i]):  # G of paper 004: -sum_{c != c^} e^{z_c - z_c^} d(z_c - z_c^)
+                z = apply({**v, "params": p}, xi[None])[0] / t
+                c = jnp.argmax(z)
+                w = jax.lax.stop_gradient(jnp.exp(z - z[c])).at[c].set(0.0)
+                return -jnp.sum(w * (z - z[c]))
+
+            grad = jax.grad(nll)(v["params"])
+            g = jax.grad(g_part)(v["params"])
+            for a, b in zip(jax.tree_util.tree_leaves(grad), jax.tree_util.tree_leaves(g)):
+                np.testing.assert_allclose(a, -s[i] * b, rtol=1e-8, atol=1e-12)
+            sq_ref = sum(float(jnp.sum(a * a)) for a in jax.tree_util.tree_leaves(grad))
+            np.testing.assert_allclose(sq[i], sq_ref, rtol=1e-8)
+            g_sq = sum(float(jnp.sum(b * b)) for b in jax.tree_util.tree_leaves(g))
+            np.testing.assert_allclose(sq[i] / s[i] ** 2, g_sq, rtol=1e-8)
+
+
+def test_bad_input(key):
+    m, v, apply = _model("small_cnn", key, **SMALL)
+    x = jnp.ones((2, 8, 8, 2))
+    with pytest.raises(ValueError, match="matches no parameter; the parameters are: .*head/kernel"):
+        per_sample_grad_norms(apply, scores.predicted_nll, v, x, selector=("params/nothing",))
+    with pytest.raises(ValueError, match="ord"):
+        per_sample_grad_norms(apply, scores.predicted_nll, v, x, ord="l3")
+    with pytest.raises(ValueError, match="l2 norms only"):
+        per_sample_grad_norms(apply, scores.predicted_nll, v, x, ord="l1", method="ghost")
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        scores.gradnorm(jnp.ones((2, 3)), jnp.ones((2, 4)), 0.0)
+    with pytest.raises(ValueError, match="epsilon must be >= 0"):
+        scores.get("grodin_g", epsilons=(-0.1,))
+    with pytest.raises(ValueError, match="criterion"):
+        scores.get("grodin_sg", criterion="accuracy")
+    with pytest.raises(ValueError, match="logits of shape"):
+        per_sample_grad_norms(lambda vv, xx: apply(vv, xx)[:, 0], scores.predicted_nll, v, x)
+    with pytest.raises(ValueError, match="apply_fn"):
+        scores.get("grodin_g").fit(scores.FitData(scores.ModelOutputs(jnp.ones((2, 5)), jnp.ones((2, 6)))))
