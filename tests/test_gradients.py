@@ -141,3 +141,44 @@ def test_bad_input(key):
         per_sample_grad_norms(lambda vv, xx: apply(vv, xx)[:, 0], scores.predicted_nll, v, x)
     with pytest.raises(ValueError, match="apply_fn"):
         scores.get("grodin_g").fit(scores.FitData(scores.ModelOutputs(jnp.ones((2, 5)), jnp.ones((2, 6)))))
+
+
+class _GroupNormNet(__import__("flax").linen.Module):
+    """Conv -> GroupNorm -> ReLU -> strided SAME conv -> GroupNorm -> mean -> Dense (BiT-like norms)."""
+
+    @__import__("flax").linen.compact
+    def __call__(self, x, train=False):
+        nn = __import__("flax").linen
+        x = nn.relu(nn.GroupNorm(num_groups=2)(nn.Conv(4, (3, 3), padding="SAME")(x)))
+        x = nn.relu(nn.GroupNorm(num_groups=2)(nn.Conv(6, (3, 3), strides=2, padding="SAME", kernel_dilation=1)(x)))
+        h = jnp.mean(x, axis=(1, 2))
+        return nn.Dense(3, name="head")(h), h
+
+
+def test_ghost_path_group_norm_and_same_padding(key):
+    m = models.from_flax(_GroupNormNet(), (7, 7, 2))  # odd size: SAME padding is asymmetric at stride 2
+    v, apply = m.init(key), functools.partial(logits_of, m.apply)
+    x = jax.random.normal(jax.random.key(5), (5, 7, 7, 2))
+    ghost = per_sample_grad_norms(apply, scores.predicted_nll, v, x, ord="sq", method="ghost")
+    vmap = per_sample_grad_norms(apply, scores.predicted_nll, v, x, ord="sq", method="vmap")
+    np.testing.assert_allclose(ghost, vmap, rtol=2e-4)
+
+
+def test_ghost_path_covers_wrapped_variables(key, monkeypatch):
+    """GRODIN wraps the variables as {'vars': ..., 'T': ...}: the taps must still cover every layer
+    (no silent fallback to per-sample gradients), and agree with the vmap path."""
+    from oodjax.gradients import _ghost
+
+    m, v, apply = _model("resnet8", key)
+    vt = {"vars": v, "T": jnp.asarray(2.0)}
+    x = jax.random.normal(jax.random.key(6), (4, 8, 8, 2))
+    calls = []
+    original = _ghost._reduce
+    monkeypatch.setattr(_ghost, "_reduce", lambda g, ord: calls.append(sorted(g)) or original(g, ord))
+    sel = ("vars/params/.*",)
+    ghost = per_sample_grad_norms(scores.scaled_apply(apply), scores.predicted_nll, vt, x, selector=sel,
+                                  ord="sq", method="ghost")
+    assert calls == []  # every parameter of ResNet-8 is in a tapped Conv/BatchNorm/Dense layer
+    vmap = per_sample_grad_norms(scores.scaled_apply(apply), scores.predicted_nll, vt, x, selector=sel,
+                                 ord="sq", method="vmap")
+    np.testing.assert_allclose(ghost, vmap, rtol=2e-4)

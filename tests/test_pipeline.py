@@ -83,4 +83,10 @@ def test_configs_load():
         assert isinstance(cfg, EmbeddedConfig)
     with pytest.raises(ValueError, match="unknown variant"):
         run_cli.load_config("experiments/configs/embedded.py", "huge")
+    ablation = run_cli.load_config("experiments/configs/rg_ablation.py", "default")
+    default = run_cli.load_config("experiments/configs/embedded.py", "default")
+    assert ablation.train_dir == "results/embedded" and ablation.train == default.train  # reuses the demo's model
+    from oodjax.evaluate import build_scorers
+
+    assert len(build_scorers(ablation.scorers)) == 8 + 9 + 8 + 7  # Tables 2-5 of paper 002
     assert dataclasses.replace(cfg, seed=3).seed == 3

@@ -139,7 +139,11 @@ def _grodin(part: str, temperature: float, epsilon: float, temperatures: Sequenc
             raise ValueError("GRODIN needs ModelOutputs.inputs (the normalized images)")
         logits_fn = jax.tree_util.Partial(state.apply.func, state.variables)
         std = jnp.broadcast_to(state.std, (out.inputs.shape[-1],))
-        x = out.inputs - state.epsilon * odin_direction(logits_fn, out.inputs, state.temperature, std)
+        x = jax.lax.cond(  # at eps = 0 the input gradient (a forward and a backward pass) is skipped
+            state.epsilon > 0,
+            lambda: out.inputs - state.epsilon * odin_direction(logits_fn, out.inputs, state.temperature, std),
+            lambda: out.inputs,
+        )
         return scores_at(state, x, state.temperature)
 
     def tune(state: GrodinState, id_val: ModelOutputs, ood_vals: Mapping[str, ModelOutputs]) -> dict[str, GrodinState]:

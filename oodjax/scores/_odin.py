@@ -89,7 +89,8 @@ def _grid_scores(logits_fn, x, std, grid: OdinGrid, batch_size: int, score_at: S
             xb = jnp.concatenate([xb, jnp.zeros((batch_size - n, *xb.shape[1:]), xb.dtype)])
         for a, t in enumerate(grid.temperatures):
             t = jnp.asarray(t, xb.dtype)
-            d = odin_direction(logits_fn, xb, t, std)
+            # All-zero epsilons (no input step): skip the input gradient.
+            d = odin_direction(logits_fn, xb, t, std) if any(grid.epsilons) else jnp.zeros_like(xb)
             for b, e in enumerate(grid.epsilons):
                 out[a, b, i : i + n] = np.asarray(score_at(xb - jnp.asarray(e, xb.dtype) * d, t))[:n]
     return out
