@@ -63,11 +63,13 @@ def plot_severity(records: Sequence[Mapping[str, Any]], path: str | Path, metric
         return None
     corruptions = sorted({r["ood_set"].rsplit("-", 1)[0] for r in cov})
     fig, axes = _grid(len(corruptions))
+    fig.set_size_inches(5.5 * min(len(corruptions), 5), 4.5 * math.ceil(len(corruptions) / 5))
     for ax, corruption in zip(axes, corruptions):
         rows = [r for r in cov if r["ood_set"].rsplit("-", 1)[0] == corruption]
-        for scorer in dict.fromkeys(r["scorer"] for r in rows):
+        for i, scorer in enumerate(dict.fromkeys(r["scorer"] for r in rows)):
             pts = sorted((r["severity"], r[metric]) for r in rows if r["scorer"] == scorer)
-            ax.plot(*zip(*pts), marker="o", ms=3, lw=1, label=scorer)
+            style = ("-", "--", ":")[i // 10 % 3]  # the colour cycle has 10 colours
+            ax.plot(*zip(*pts), ls=style, marker="o", ms=3, lw=1, label=scorer)
         ax.set(title=corruption, xlabel="severity", ylabel=metric.upper(), xticks=range(1, 6))
     axes[0].legend(fontsize=5, ncol=2)
     return _save(fig, path)
