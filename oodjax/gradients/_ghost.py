@@ -22,8 +22,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from oodjax.gradients._per_sample import _check_batch, _chunked, _reduce
-from oodjax.gradients._select import PyTree, Selector, flatten, merge, selected_paths, split
+from oodjax.gradients._per_sample import _check_batch, _chunked, _reduce, vmapped_grads
+from oodjax.gradients._select import PyTree, Selector, flatten, selected_paths
 
 LogitLoss = Callable[[jax.Array], jax.Array]  # (C,) logits of one sample -> scalar
 
@@ -188,9 +188,8 @@ def _ghost_sq_norms(apply, logit_loss, variables, x, paths, chunk_size):
             stats = {k: flat.get(f"{prefix}batch_stats/{key}/{k}") for k in ("mean", "var")}
             out += _layer_sq_norms(modules[key], inputs[key], g[key], leaves, stats)
         if rest_paths:  # parameters no tap covers: exact per-sample gradients, vmap path
-            sel, rest = split(variables, rest_paths)
-            per = jax.vmap(jax.grad(lambda s, xi: logit_loss(apply(merge(s, rest), xi[None])[0])), in_axes=(None, 0))
-            out += _reduce(per(sel, xc), "sq")
+            loss = lambda v, xi: logit_loss(apply(v, xi[None])[0])  # noqa: E731
+            out += _reduce(vmapped_grads(loss, variables, rest_paths, 1)(xc), "sq")
         return out
 
     return _chunked(chunk_norms, (x,), chunk_size)

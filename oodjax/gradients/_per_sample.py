@@ -40,11 +40,16 @@ def _chunked(fn: Callable, batch: tuple[jax.Array, ...], chunk_size: int) -> Any
     return jax.tree.map(lambda o: o.reshape(-1, *o.shape[2:])[:n], out)
 
 
+def vmapped_grads(loss_fn: SampleLoss, params: PyTree, paths: tuple[str, ...], n_args: int) -> Callable:
+    """chunk -> {path: (B, ...)} per-sample gradients of loss_fn with respect to `paths` only."""
+    sel, rest = split(params, paths)
+    grad = jax.vmap(jax.grad(lambda s, *sample: loss_fn(merge(s, rest), *sample)), in_axes=(None,) + (0,) * n_args)
+    return lambda *chunk: grad(sel, *chunk)
+
+
 @partial(jax.jit, static_argnames=("loss_fn", "paths", "chunk_size"))
 def _grads(loss_fn, params, batch, paths, chunk_size):
-    sel, rest = split(params, paths)
-    grad = jax.vmap(jax.grad(lambda s, *sample: loss_fn(merge(s, rest), *sample)), in_axes=(None,) + (0,) * len(batch))
-    return _chunked(lambda *c: grad(sel, *c), batch, chunk_size)
+    return _chunked(vmapped_grads(loss_fn, params, paths, len(batch)), batch, chunk_size)
 
 
 def per_sample_grads(
@@ -69,9 +74,8 @@ def _reduce(g: dict[str, jax.Array], ord: str) -> jax.Array:
 
 @partial(jax.jit, static_argnames=("loss_fn", "paths", "chunk_size", "ord"))
 def _norms(loss_fn, params, batch, paths, chunk_size, ord):
-    sel, rest = split(params, paths)
-    grad = jax.vmap(jax.grad(lambda s, *sample: loss_fn(merge(s, rest), *sample)), in_axes=(None,) + (0,) * len(batch))
-    return _chunked(lambda *c: _reduce(grad(sel, *c), ord), batch, chunk_size)
+    grads = vmapped_grads(loss_fn, params, paths, len(batch))
+    return _chunked(lambda *c: _reduce(grads(*c), ord), batch, chunk_size)
 
 
 def per_sample_grad_norms_vmap(

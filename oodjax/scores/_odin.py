@@ -173,9 +173,7 @@ def _odin(
     def score(state: OdinState, out: ModelOutputs) -> jax.Array:
         if out.inputs is None:
             raise ValueError("odin needs ModelOutputs.inputs (the normalized images)")
-        std = jnp.broadcast_to(state.std, (out.inputs.shape[-1],))
-        d = odin_direction(state.logits_fn, out.inputs, state.temperature, std)
-        return _perturbed_msp(state.logits_fn, out.inputs, d, state.temperature, state.epsilon)
+        return odin(state.logits_fn, out.inputs, state.temperature, state.epsilon, state.std)
 
     def tune(state: OdinState, id_val: ModelOutputs, ood_vals: Mapping[str, ModelOutputs]) -> dict[str, OdinState]:
         if id_val.inputs is None or any(o.inputs is None for o in ood_vals.values()):

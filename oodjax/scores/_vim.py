@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from oodjax.scores._checks import check_logits_features, check_rank
+from oodjax.scores._checks import check_logits_features
 from oodjax.scores._registry import register
 from oodjax.scores._types import FitData, Head, ModelOutputs, Scorer
 
