@@ -1,8 +1,13 @@
-"""Runs an experiment config: `python -m experiments.run experiments/configs/embedded.py [--variant small]`."""
+"""Runs an experiment config: `python -m experiments.run experiments/configs/embedded.py [--variant small]`.
+
+The config file's get_config(variant) returns an EmbeddedConfig, a BenchmarkConfig or an
+AMPAblationConfig (oodjax.experiment); RUNNERS maps each type to the function that runs it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
@@ -17,29 +22,40 @@ def load_config(path: str, variant: str):
     return module.get_config(variant)
 
 
+def _override(config, **values):
+    """Sets data_dir / results_dir on a config (and on the base of an ablation config)."""
+    values = {k: v for k, v in values.items() if v}
+    if not values:
+        return config
+    if hasattr(config, "base"):
+        config = dataclasses.replace(config, base=_override(config.base, **values))
+        values.pop("data_dir", None)
+    return dataclasses.replace(config, **{k: v for k, v in values.items() if hasattr(config, k)})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("config", help="a config file with get_config(variant)")
     parser.add_argument("--variant", default="default")
-    parser.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX folder")
+    parser.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX folder, or the tfds data_dir")
     parser.add_argument("--results-dir", default=None)
     args = parser.parse_args(argv)
 
-    import dataclasses
+    from oodjax.experiment import RUNNERS
 
-    from oodjax.experiment import run_embedded
-
-    config = load_config(args.config, args.variant)
-    overrides = {k: v for k, v in (("data_dir", args.data_dir), ("results_dir", args.results_dir)) if v}
-    config = dataclasses.replace(config, **overrides)
+    config = _override(load_config(args.config, args.variant), data_dir=args.data_dir, results_dir=args.results_dir)
+    if type(config) not in RUNNERS:
+        raise SystemExit(f"{args.config}: get_config returned a {type(config).__name__}; known: "
+                         f"{', '.join(t.__name__ for t in RUNNERS)}")
     try:
-        result = run_embedded(config)
+        result = RUNNERS[type(config)](config)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    acc = ", ".join(f"{k}: {v:.4f}" for k, v in result["id_accuracies"].items())
-    print(f"\nFashion-MNIST test accuracy ({acc})")
-    print("ID = Fashion-MNIST test; higher score = more in-distribution; values in %; averages per kind of set:\n")
+    if result["id_accuracies"]:
+        acc = ", ".join(f"{k}: {v:.4f}" for k, v in result["id_accuracies"].items() if v is not None)
+        print(f"\nID test accuracy ({acc})")
+        print("Higher score = more in-distribution; values in %; averages per kind of set:\n")
     print(result["summary"])
     tuned = sorted({(r["ood_set"], tuple(sorted(r["tuned"].items()))) for r in result["records"] if "tuned" in r})
     if tuned:
@@ -47,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, values in tuned:
             print(f"  {name}: " + ", ".join(f"{k}={v:g}" for k, v in values))
     out = result["out_dir"]
-    print(f"\nper-set table: {out}/table.md (and table.csv, metrics.json); plots: {out}/plots/")
+    print(f"\nresults: {out}/ (tables, metrics.json, plots/)")
     print(f"done in {result['seconds']:.0f} s")
     return 0
 

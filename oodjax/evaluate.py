@@ -56,6 +56,7 @@ class _Runner:
         self.reducers = {k: jax.jit(s.map_reduce) for k, s in scorers.items() if s.map_reduce is not None}
         self.apply = jax.jit(model.apply)
         self.maps = jax.jit(model.maps)
+        self.samples = jax.jit(model.samples) if model.samples is not None else None
         self.shape = model.input_shape
 
     def batches(self, source: ImageSource, keep_inputs: bool) -> Iterator[tuple[ModelOutputs, dict[str, Any], int]]:
@@ -66,13 +67,15 @@ class _Runner:
                 raise ValueError(f"images of shape {xb.shape[1:]}, but the model takes {self.shape}")
             n = xb.shape[0]
             x = jnp.asarray(pad_rows(self.normalize(xb), self.batch_size))
-            reduced = {}
+            reduced, samples = {}, None
             if self.reducers:
                 logits, features, maps = self.maps(self.variables, x)
                 reduced = {k: f(maps) for k, f in self.reducers.items()}
-            else:
+            if self.samples is not None:
+                logits, features, samples = self.samples(self.variables, x)
+            elif not self.reducers:
                 logits, features = self.apply(self.variables, x)
-            yield ModelOutputs(logits, features, x if keep_inputs else None), reduced, n
+            yield ModelOutputs(logits, features, x if keep_inputs else None, samples=samples), reduced, n
 
     def collect(self, source: ImageSource, keep_inputs: bool = False) -> tuple[ModelOutputs, dict[str, Any]]:
         parts = [jax.tree.map(lambda a, n=n: a[:n], (b, r)) for b, r, n in self.batches(source, keep_inputs)]

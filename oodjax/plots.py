@@ -75,6 +75,33 @@ def plot_severity(records: Sequence[Mapping[str, Any]], path: str | Path, metric
     return _save(fig, path)
 
 
+def plot_severity_densities(pairs: ScorePairs, title: str, path: str | Path) -> Path | None:
+    """Fig. 5a of paper 000: the ID score density and one per severity 1-5, a panel per corruption.
+
+    pairs: OOD set name -> (ID scores, OOD scores); covariate sets are named "<corruption>-<severity>".
+    """
+    sets = {n: p for n, p in pairs.items() if n.rsplit("-", 1)[-1].isdigit()}
+    if not sets:
+        return None
+    corruptions = sorted({n.rsplit("-", 1)[0] for n in sets})
+    fig, axes = _grid(len(corruptions))
+    for ax, corruption in zip(axes, corruptions):
+        levels = sorted((int(n.rsplit("-", 1)[1]), p) for n, p in sets.items() if n.rsplit("-", 1)[0] == corruption)
+        id_s = levels[0][1][0]
+        values = np.concatenate([id_s, *(p[1] for _, p in levels)])
+        lo, hi = np.percentile(values, [0.5, 99.5])
+        bins = np.linspace(lo, hi if hi > lo else lo + 1, 50)
+        ax.stairs(np.histogram(id_s, bins, density=True)[0], bins, lw=1.6, color="k", label="ID")
+        colors = plt.cm.viridis(np.linspace(0.15, 0.9, len(levels)))
+        for (level, (_, ood_s)), color in zip(levels, colors):
+            ax.stairs(np.histogram(ood_s, bins, density=True)[0], bins, lw=1, color=color, label=f"level {level}")
+        ax.set_title(corruption, fontsize=8)
+        ax.tick_params(labelsize=6)
+    axes[0].legend(fontsize=6)
+    fig.suptitle(f"{title}: ID versus corruption levels (higher = ID)", fontsize=10)
+    return _save(fig, path)
+
+
 def _save(fig: plt.Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

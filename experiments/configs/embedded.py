@@ -1,5 +1,6 @@
 """The embedded default: Fashion-MNIST (ID) versus the offline OOD suite (far, near, covariate
-shift, resize artifacts), small CNN, every registered scorer plus ODIN tuned per OOD set, on CPU.
+shift, resize artifacts), small CNN, every registered scorer plus ODIN tuned per OOD set, and an
+anchored small CNN of the same size scored with the AMP family (paper 000), on CPU.
 
 Variants: "default" (55k training images, 1 epoch, 2000 ID test images, OOD test splits capped at
 400 images; under 10 minutes on 2 CPU cores) and
@@ -8,7 +9,7 @@ Variants: "default" (55k training images, 1 epoch, 2000 ID test images, OOD test
 
 import dataclasses
 
-from oodjax.experiment import EmbeddedConfig, default_scorers
+from oodjax.experiment import AMPConfig, EmbeddedConfig, default_scorers
 from oodjax.training import TrainConfig
 
 
@@ -28,6 +29,7 @@ def get_config(variant: str = "default") -> EmbeddedConfig:
         ood_test_size=400,
         train=TrainConfig(epochs=1, batch_size=64, learning_rate=0.05, checkpoint_every=200),
         scorers=scorers,
+        amp=AMPConfig(),
     )
     if variant == "default":
         return base

@@ -34,5 +34,5 @@ def get_config(variant: str = "default"):
     return dataclasses.replace(
         base, name=f"rg_ablation{'' if variant == 'default' else '_' + variant}",
         train_dir=f"{base.results_dir}/{base.name}", near_ood_classes=None, resize_sets=False, corruptions=(),
-        scorers=ablation_scorers(), plots=False,
+        scorers=ablation_scorers(), plots=False, amp=None,
     )

@@ -15,12 +15,7 @@ import skimage.data
 from PIL import Image
 from sklearn.datasets import load_digits, load_sample_images
 
-RESAMPLING = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos": Image.Resampling.LANCZOS,
-}
+from oodjax.data.sources import RESAMPLING
 
 
 def resize(images: np.ndarray, size: int, method: str = "bilinear") -> np.ndarray:

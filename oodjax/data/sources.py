@@ -14,6 +14,14 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+# Pillow's resampling filters by name (the resize-artifact sets of paper 000, Table 7).
+RESAMPLING = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -65,10 +73,14 @@ def to_channels(images: np.ndarray, channels: int) -> np.ndarray:
 
 
 def load_image_folder(
-    path: str | os.PathLike, image_size: int, channels: int = 3, limit: int | None = None
+    path: str | os.PathLike, image_size: int, channels: int = 3, limit: int | None = None,
+    resample: str = "bilinear",
 ) -> np.ndarray:
     """All images below `path` (sorted by path; LSUN, iSUN, TinyImageNet, ImageNet-O folders),
-    resized to image_size x image_size with Pillow bilinear. Returns (N, S, S, channels) in [0, 1]."""
+    resized to image_size x image_size with Pillow's `resample` filter (nearest, bilinear, bicubic,
+    lanczos: the resize-artifact sets of paper 000, Table 7). Returns (N, S, S, channels) in [0, 1]."""
+    if resample not in RESAMPLING:
+        raise ValueError(f"resample must be one of {sorted(RESAMPLING)}, got {resample!r}")
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {root} does not exist")
@@ -77,7 +89,7 @@ def load_image_folder(
         raise FileNotFoundError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {root}")
     mode = "L" if channels == 1 else "RGB"
     out = np.stack([
-        np.asarray(Image.open(f).convert(mode).resize((image_size, image_size), Image.Resampling.BILINEAR))
+        np.asarray(Image.open(f).convert(mode).resize((image_size, image_size), RESAMPLING[resample]))
         for f in files
     ])
     return (out.reshape(len(files), image_size, image_size, channels) / 255.0).astype(np.float32)

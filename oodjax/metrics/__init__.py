@@ -6,7 +6,7 @@ ODIN/Energy/AMP; OOD positive, as in OpenOOD v1.5), detection error (paper 001) 
 
 from oodjax.metrics._bootstrap import bootstrap
 from oodjax.metrics._ood import METRIC_NAMES, check_scores, ood_metrics, roc_curve
-from oodjax.metrics._table import HEADERS, average_records, format_table
+from oodjax.metrics._table import HEADERS, average_records, format_grid, format_table
 
 __all__ = [
     "HEADERS",
@@ -14,6 +14,7 @@ __all__ = [
     "average_records",
     "bootstrap",
     "check_scores",
+    "format_grid",
     "format_table",
     "ood_metrics",
     "roc_curve",

@@ -92,3 +92,39 @@ def format_table(
             writer.writerow(row)
         return buf.getvalue()
     raise ValueError(f"fmt must be 'markdown' or 'csv', got {fmt!r}")
+
+
+def format_grid(
+    records: Sequence[Record],
+    *,
+    row: str = "scorer",
+    col: str = "ood_set",
+    metrics: Sequence[str] = ("fpr95", "auroc"),
+    average: bool = True,
+) -> str:
+    """A markdown pivot as papers print comparison tables: one row per `row` value, one column per
+    `col` value, cells "FPR95 / AUROC" (the `metrics`, in %), and an Average column.
+
+    Records with the same (row, col) are averaged.
+    """
+    unknown = [m for m in metrics if m not in HEADERS]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; known: {list(HEADERS)}")
+    rows = list(dict.fromkeys(r[row] for r in records))
+    cols = list(dict.fromkeys(r[col] for r in records))
+    head = [row] + [str(c) for c in cols] + (["Average"] if average else [])
+    lines = [f"{' / '.join(HEADERS[m] for m in metrics)} (%)\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for rv in rows:
+        cells, per_col = [str(rv)], []
+        for cv in cols:
+            hits = [r for r in records if r[row] == rv and r[col] == cv]
+            if not hits:
+                cells.append("")
+                continue
+            vals = [float(np.mean([h[m] for h in hits])) for m in metrics]
+            per_col.append(vals)
+            cells.append(" / ".join(f"{100 * v:.2f}" for v in vals))
+        if average:
+            cells.append(" / ".join(f"{100 * v:.2f}" for v in np.mean(per_col, axis=0)) if per_col else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

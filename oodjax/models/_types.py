@@ -26,6 +26,8 @@ class Model(NamedTuple):
       drawn from `key`; `updates` holds the new non-parameter collections (e.g. batch_stats).
     maps: (variables, x) -> (logits, features, intermediate maps): the (N, H_l, W_l, C_l) outputs
       of the stages, for Gram matrices and multi-layer Mahalanobis.
+    samples: None, or (variables, x) -> (logits, features, samples (N, K, C)) for a model whose
+      prediction is the mean of K stochastic ones (an anchored network marginalized over K anchors).
     """
 
     init: Callable[[jax.Array], Variables]
@@ -34,6 +36,7 @@ class Model(NamedTuple):
     input_shape: tuple[int, int, int]
     train_apply: Callable[..., tuple[tuple[jax.Array, jax.Array], dict[str, Any]]]
     maps: Callable[..., tuple[jax.Array, jax.Array, tuple[jax.Array, ...]]]
+    samples: Callable[..., tuple[jax.Array, jax.Array, jax.Array]] | None = None
 
 
 def from_flax(module: nn.Module, input_shape: tuple[int, int, int], head_name: str = "head") -> Model:

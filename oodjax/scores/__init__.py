@@ -10,6 +10,7 @@ Adding a scorer is one decorated function::
         return stateless(lambda out: scale * jnp.max(out.logits, axis=-1))
 """
 
+from oodjax.scores._amp import AMP_SCORES, CALIBRATIONS, TAU_REDUCTIONS, amp, amp_logits, anchor_temperature, calibrate
 from oodjax.scores._features import (
     clipped_l1,
     feature_norm_energy,
@@ -33,6 +34,7 @@ from oodjax.scores._types import FitData, Head, ModelOutputs, Scorer
 from oodjax.scores._vim import VimState, default_vim_dim, fit_vim, vim
 
 __all__ = [
+    "AMP_SCORES", "CALIBRATIONS", "TAU_REDUCTIONS", "amp", "amp_logits", "anchor_temperature", "calibrate",
     "GRODIN_PARTS", "GrodinState", "expected_gradnorm", "expsum_gradnorm", "expsum_loss", "gradnorm", "gradnorm_loss",
     "grodin_parts", "predicted_nll", "scaled_apply", "uv_score",
     "FitData", "GramState", "Head", "MahalanobisState", "ModelOutputs", "ODIN_EPSILONS", "ODIN_TEMPERATURES",

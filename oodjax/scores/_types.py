@@ -17,12 +17,15 @@ class ModelOutputs(NamedTuple):
     features: (N, D) penultimate activations, the input of the final dense layer.
     inputs: (N, H, W, C_in) the normalized inputs, for scorers that perturb them (ODIN), or None.
     maps: the intermediate maps reduced by the scorer's `map_reduce` (Gram), or None.
+    samples: (N, K, C) logits of K stochastic predictions of each input (K anchors for AMP), whose
+      mean over K is `logits`; or None for a deterministic model.
     """
 
     logits: jax.Array
     features: jax.Array
     inputs: jax.Array | None = None
     maps: Any = None
+    samples: jax.Array | None = None
 
 
 class Head(NamedTuple):

@@ -87,9 +87,18 @@ def batch_mesh(devices: list[jax.Device] | None = None) -> Mesh:
     return Mesh(np.asarray(devices or jax.local_devices()), ("batch",))
 
 
-def _check_inputs(model: Model, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, n_dev: int) -> int:
-    if images.shape[1:] != model.input_shape:
-        raise ValueError(f"images have shape {images.shape[1:]}, model expects {model.input_shape}")
+InputTransform = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]  # (key, x, step) -> model input
+
+
+def _check_inputs(model: Model, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, n_dev: int,
+                  input_transform: InputTransform | None) -> int:
+    shape = images.shape[1:]
+    if input_transform is not None:
+        x = jax.ShapeDtypeStruct((cfg.batch_size, *shape), jnp.float32)
+        shape = jax.eval_shape(input_transform, jax.random.key(0), x, jnp.asarray(0, jnp.int32)).shape[1:]
+    if shape != model.input_shape:
+        what = "transformed images" if input_transform is not None else "images"
+        raise ValueError(f"{what} have shape {shape}, model expects {model.input_shape}")
     if labels.shape != images.shape[:1]:
         raise ValueError(f"labels shape {labels.shape} does not match {images.shape[0]} images")
     shapes = jax.eval_shape(model.init, jax.random.key(0))  # shapes only, no compute
@@ -110,10 +119,12 @@ def _check_inputs(model: Model, images: np.ndarray, labels: np.ndarray, cfg: Tra
     return steps_per_epoch
 
 
-def _fingerprint(cfg: TrainConfig, images: np.ndarray, labels: np.ndarray, key: jax.Array) -> dict:
+def _fingerprint(cfg: TrainConfig, images: np.ndarray, labels: np.ndarray, key: jax.Array,
+                 input_transform: InputTransform | None) -> dict:
     """What must match for a workdir's checkpoint to belong to this run."""
     return json.loads(json.dumps({
         "config": dataclasses.asdict(cfg),
+        **({"input_transform": repr(input_transform)} if input_transform is not None else {}),
         "images": [list(images.shape), float(np.asarray(images, np.float64).sum())],
         "labels": int(np.asarray(labels, np.int64).sum()),
         "key": np.asarray(jax.random.key_data(key)).tolist(),
@@ -131,17 +142,20 @@ def train(
     mesh: Mesh | None = None,
     progress: bool = True,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    input_transform: InputTransform | None = None,
 ) -> TrainResult:
     """Trains `model` from `model.init` on (N, H, W, C) images and (N,) integer labels.
 
     workdir: where checkpoints/ and metrics.jsonl go; with an existing checkpoint of the same run
       (same config, data and key) training resumes from it, and a finished run is just restored.
     on_step: called as on_step(step, metrics) after every step (for callbacks and tests).
+    input_transform: (key, x, step) -> model input, applied inside the jitted step after the
+      augmentation (e.g. `oodjax.anchoring.AnchoredTraining()`); its repr is part of the run's identity.
     Returns the trained variables and the log records.
     """
     mesh = mesh or batch_mesh()
     n_dev = mesh.devices.size
-    steps_per_epoch = _check_inputs(model, images, labels, cfg, n_dev)
+    steps_per_epoch = _check_inputs(model, images, labels, cfg, n_dev, input_transform)
     total_steps = cfg.epochs * steps_per_epoch
     init_key, data_key, step_key = jax.random.split(key, 3)
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -160,7 +174,7 @@ def train(
     if workdir is not None:
         workdir = Path(workdir).absolute()
         workdir.mkdir(parents=True, exist_ok=True)
-        fingerprint = _fingerprint(cfg, images, labels, key)
+        fingerprint = _fingerprint(cfg, images, labels, key, input_transform)
         fp_path = workdir / "train_run.json"
         if fp_path.exists() and json.loads(fp_path.read_text()) != fingerprint:
             raise ValueError(
@@ -188,6 +202,8 @@ def train(
         k_aug, k_drop = jax.random.split(jax.random.fold_in(step_key, state.step))
         if cfg.augment:
             x = random_crop_flip(k_aug, x)
+        if input_transform is not None:
+            x = input_transform(jax.random.fold_in(k_aug, 1), x, state.step)
 
         def loss_fn(params):
             cast = jax.tree.map(lambda p: p.astype(compute_dtype), params)

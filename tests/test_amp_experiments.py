@@ -1,0 +1,113 @@
+"""AMP experiments end to end on tiny data: the embedded run with an anchored model, a tfds
+benchmark (mock data), the Table 8 ablation, and every paper config loads."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from experiments import run as run_cli
+from oodjax.experiment import (
+    AMPAblationConfig, AMPConfig, BenchmarkConfig, EmbeddedConfig, OODSpec, run_amp_ablation, run_benchmark,
+    run_embedded,
+)
+from oodjax.anchoring import AnchoredTraining
+from oodjax.training import TrainConfig
+from tests.fake_data import make_fake_fashion_mnist
+
+AMP_SPEC = {"amp": ("amp", {}), "amp_tau_mean": ("amp", {"reduce": "mean"}), "amp_tau": ("amp_tau", {}),
+            "anchored_msp": ("msp", {})}
+
+
+def test_embedded_run_with_anchoring(tmp_path):
+    d = make_fake_fashion_mnist(tmp_path / "fm", n_train=868, n_test=200)
+    cfg = EmbeddedConfig(
+        name="tiny", data_dir=str(d), results_dir=str(tmp_path / "results"), val_size=100, fit_size=300,
+        far_sets=("gaussian_noise",), resize_sets=True, corruptions=("gaussian_blur",), corruption_size=60,
+        train=TrainConfig(epochs=3, batch_size=32), progress=False,
+        scorers={"msp": ("msp", {}), "energy": ("energy", {})},
+        amp=AMPConfig(num_anchors=3, scorers=AMP_SPEC, training=AnchoredTraining(every=2)),
+    )
+    result = run_embedded(cfg)
+    acc = result["id_accuracies"]
+    assert set(acc) == {"all_classes", "all_classes_anchored", "heldout", "heldout_anchored"}
+    assert acc["all_classes_anchored"] > 0.8  # anchoring keeps the easy fake classes learnable
+    out = tmp_path / "results" / "tiny"
+    records = json.loads((out / "metrics.json").read_text())
+    assert {r["scorer"] for r in records} == {"msp", "energy", *AMP_SPEC}
+    assert {r["ood_set"] for r in records if r["scorer"] == "amp"} == {r["ood_set"] for r in records}
+    summary = (out / "summary.md").read_text()
+    assert "| all_classes_anchored |" in summary and "| amp | far (avg of 1) |" in summary
+    assert "| amp |" in (out / "table7.md").read_text()
+    for name in ("fig5b_auroc_vs_severity.png", "fig5a_densities_amp.png", "roc_amp.png"):
+        assert (out / "plots" / name).exists(), name
+
+
+def _write_folder(path, n, seed):
+    path.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(path / f"{i}.png")
+
+
+def test_benchmark_with_mock_tfds_and_a_folder(tmp_path):
+    import tensorflow_datasets as tfds
+
+    _write_folder(tmp_path / "lsun", 12, 0)
+    cfg = BenchmarkConfig(
+        name="mock", id_dataset="cifar10", data_dir="/nonexistent", results_dir=str(tmp_path / "results"),
+        model="small_cnn", model_kwargs={"widths": (4, 8), "feature_dim": 8}, val_size=16, fit_size=32,
+        ood=(OODSpec("svhn"), OODSpec("LSUN-nearest", folder=str(tmp_path / "lsun"), resample="nearest",
+                                      kind="resize")),
+        train=TrainConfig(epochs=1, batch_size=16), scorers={"msp": ("msp", {}), "odin": ("odin", {
+            "temperatures": (1.0,), "epsilons": (0.0,)})},
+        amp=AMPConfig(num_anchors=2, scorers={"amp": ("amp", {})}, per_sample=True, pool_size=8),
+        batch_size=16, progress=False, plots=False,
+    )
+    with tfds.testing.mock_data(num_examples=48):
+        result = run_benchmark(cfg)
+    assert set(result["id_accuracies"]) == {"cifar10", "cifar10_anchored"}
+    records = result["records"]
+    assert {(r["scorer"], r["ood_set"]) for r in records} == {
+        (s, o) for s in ("msp", "odin", "amp") for o in ("svhn", "LSUN-nearest")}
+    assert all(0.0 <= r["auroc"] <= 1.0 for r in records)
+    assert (tmp_path / "results" / "mock" / "table7.md").exists()
+
+
+def test_amp_ablation_table8(tmp_path):
+    d = make_fake_fashion_mnist(tmp_path / "fm", n_train=500, n_test=120)
+    base = EmbeddedConfig(
+        name="base", data_dir=str(d), results_dir=str(tmp_path / "results"), val_size=100, far_sets=("gaussian_noise",
+        "digits"), resize_sets=False, corruptions=(), near_ood_classes=None, train=TrainConfig(epochs=1, batch_size=32),
+        scorers={}, progress=False)
+    cfg = AMPAblationConfig(base=base, name="t8", results_dir=str(tmp_path / "results"), num_anchors=(2, 3),
+                            corruption_sets={"none": (), "resized_crop": ("resized_crop",)}, ood_sets=("digits",))
+    result = run_amp_ablation(cfg)
+    table = (tmp_path / "results" / "t8" / "table8.md").read_text()
+    assert "| corruption | 2 | 3 |" in table and "| none |" in table and "| resized_crop |" in table
+    assert len(result["records"]) == 2 * 2 and {r["ood_set"] for r in result["records"]} == {"digits"}
+    with pytest.raises(ValueError, match="not in the base experiment"):
+        run_amp_ablation(AMPAblationConfig(base=base, results_dir=str(tmp_path / "results"), ood_sets=("svhn",)))
+
+
+def test_amp_configs_load():
+    from oodjax.experiment import RUNNERS
+
+    paper = __import__("experiments.configs.amp_paper", fromlist=["VARIANTS"])
+    for variant in paper.VARIANTS:
+        cfg = run_cli.load_config("experiments/configs/amp_paper.py", variant)
+        assert isinstance(cfg, BenchmarkConfig) and cfg.amp is not None and type(cfg) in RUNNERS
+    t3 = run_cli.load_config("experiments/configs/amp_paper.py", "table3_cifar10")
+    t7 = run_cli.load_config("experiments/configs/amp_paper.py", "table7_cifar10")
+    assert t3.train_dir == t7.train_dir and t3.model == "resnet34"  # Table 7 reuses Table 3's models
+    assert [s.resample for s in t7.ood] == ["nearest", "bilinear", "bicubic", "lanczos"]
+    for variant in ("default", "small", "cifar10"):
+        cfg = run_cli.load_config("experiments/configs/amp_ablation.py", variant)
+        assert isinstance(cfg, AMPAblationConfig) and cfg.num_anchors == (2, 5, 10, 20)
+        assert list(cfg.corruption_sets) == ["none", "color_jitter+gaussian_blur", "horizontal_flip+grayscale",
+                                             "resized_crop"]
+    demo = run_cli.load_config("experiments/configs/embedded.py", "default")
+    assert demo.amp is not None and demo.amp.num_anchors == 5
+    with pytest.raises(ValueError, match="unknown variant"):
+        run_cli.load_config("experiments/configs/amp_paper.py", "table9")
