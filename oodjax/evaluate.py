@@ -136,7 +136,10 @@ def evaluate(
     val_out, val_red = runner.collect(id_val, keep_inputs=True)
     apply_fn = functools.partial(logits_of, model.apply)  # one hashable function for all scorers
     logits_fn = jax.tree_util.Partial(apply_fn, variables)
-    head = model.head(variables)
+    try:
+        head = model.head(variables)
+    except ValueError:  # e.g. an ensemble: no single head; scorers that need one say so
+        head = None
 
     states: dict[str, dict[str, Any]] = {}
     tuned = {k: s for k, s in scorers.items() if s.tune is not None}

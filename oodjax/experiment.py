@@ -34,9 +34,10 @@ ScorerSpec = Mapping[str, tuple[str, Mapping[str, Any]]]
 
 def default_scorers() -> dict[str, tuple[str, dict[str, Any]]]:
     """Every registered scorer of a plain model with its paper defaults, plus MSP at T = 1000
-    (paper 001). The AMP family needs an anchored model: see `amp_scorers`."""
+    (paper 001). The AMP family and the ensemble measures need K predictions per input (an
+    anchored model, `amp_scorers`; an ensemble)."""
     spec: dict[str, tuple[str, dict[str, Any]]] = {
-        name: (name, {}) for name in scores.names() if name not in (*scores.AMP_SCORES, "amp_tau")
+        name: (name, {}) for name in scores.names() if name not in scores.SAMPLE_SCORERS
     }
     spec["msp_T1000"] = ("msp", {"temperature": 1000.0})
     return spec

@@ -102,6 +102,19 @@ def plot_severity_densities(pairs: ScorePairs, title: str, path: str | Path) -> 
     return _save(fig, path)
 
 
+def plot_reliability(curves: Mapping[str, Mapping[str, np.ndarray]], path: str | Path, title: str = "") -> Path:
+    """Reliability diagram: accuracy versus confidence per bin, one line per `curves` entry
+    (e.g. {"T = 1": calibration.reliability(...), "T = 1.7": ...}), with the diagonal."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    for label, r in curves.items():
+        used = r["count"] > 0
+        ax.plot(r["confidence"][used], r["accuracy"][used], "o-", ms=3, lw=1, label=label)
+    ax.set(xlabel="confidence (max softmax)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.01), title=title)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def _save(fig: plt.Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

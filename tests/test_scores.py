@@ -191,12 +191,13 @@ def test_registry_round_trip(key):
     w = jax.random.normal(jax.random.key(1), (16, C))
     logits_fn = jax.tree_util.Partial(lambda w, x: x.reshape(x.shape[0], -1) @ w, w)
     maps = (jax.random.normal(key, (n, 4, 4, 3)), jax.random.normal(key, (n, 2, 2, 5)))
+    samples = jax.random.normal(key, (n, 3, C))  # K = 3 predictions per input (AMP, ensembles)
     small_grid = {"temperatures": (1.0, 2.0), "epsilons": (0.0, 0.001)}
     special = {"knn": {"k": 5}, "odin": small_grid, "grodin_g": small_grid, "grodin_sg": small_grid}
     for name in scores.names():
         scorer = scores.get(name, **special.get(name, {}))
         reduced = scorer.map_reduce(maps) if scorer.map_reduce else None
-        view = out._replace(inputs=images, maps=reduced)
+        view = out._replace(inputs=images, maps=reduced, samples=samples)
         fit_data = data._replace(train=view, logits_fn=logits_fn, input_std=(0.5,), apply_fn=_linear_apply,
                                  variables={"params": {"head": {"kernel": w}}})
         state = scorer.fit(fit_data)
@@ -228,7 +229,7 @@ def test_register_new_scorer():
 
 
 def test_unknown_name_lists_known():
-    with pytest.raises(KeyError, match="known scorers: energy, entropy"):
+    with pytest.raises(KeyError, match="known scorers: amp, amp_energy, .*, energy, .*, vim"):
         scores.get("nope")
 
 

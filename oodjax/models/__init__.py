@@ -2,7 +2,11 @@
 apply(variables, x) -> (logits, features). `get(name, num_classes=..., in_channels=...)`."""
 
 from oodjax.models._types import Model, Variables, from_flax
+from oodjax.models.ensemble import ensemble, stack_members
 from oodjax.models.registry import get, names, register_model
 from oodjax.models.small_cnn import SmallCNN, small_cnn
 
-__all__ = ["Model", "SmallCNN", "Variables", "from_flax", "get", "names", "register_model", "small_cnn"]
+__all__ = [
+    "Model", "SmallCNN", "Variables", "ensemble", "from_flax", "get", "names", "register_model", "small_cnn",
+    "stack_members",
+]

@@ -31,9 +31,16 @@ from oodjax.scores._mahalanobis import MahalanobisState, fit_mahalanobis, mahala
 from oodjax.scores._odin import ODIN_EPSILONS, ODIN_TEMPERATURES, OdinState, odin, odin_direction, tune_odin
 from oodjax.scores._registry import get, names, register, stateless
 from oodjax.scores._types import FitData, Head, ModelOutputs, Scorer
+from oodjax.scores._uncertainty import (
+    ENSEMBLE_MEASURES, confidence, entropy_of_expected, epkl, expected_entropy, mkl, mutual_information,
+)
 from oodjax.scores._vim import VimState, default_vim_dim, fit_vim, vim
 
+# Scorers that read ModelOutputs.samples: they need an anchored model or an ensemble.
+SAMPLE_SCORERS: tuple[str, ...] = (*AMP_SCORES, "amp_tau", *ENSEMBLE_MEASURES)
+
 __all__ = [
+    "ENSEMBLE_MEASURES", "SAMPLE_SCORERS", "confidence", "entropy_of_expected", "epkl", "expected_entropy", "mkl", "mutual_information",
     "AMP_SCORES", "CALIBRATIONS", "TAU_REDUCTIONS", "amp", "amp_logits", "anchor_temperature", "calibrate",
     "GRODIN_PARTS", "GrodinState", "expected_gradnorm", "expsum_gradnorm", "expsum_loss", "gradnorm", "gradnorm_loss",
     "grodin_parts", "predicted_nll", "scaled_apply", "uv_score",

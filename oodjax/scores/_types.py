@@ -17,8 +17,8 @@ class ModelOutputs(NamedTuple):
     features: (N, D) penultimate activations, the input of the final dense layer.
     inputs: (N, H, W, C_in) the normalized inputs, for scorers that perturb them (ODIN), or None.
     maps: the intermediate maps reduced by the scorer's `map_reduce` (Gram), or None.
-    samples: (N, K, C) logits of K stochastic predictions of each input (K anchors for AMP), whose
-      mean over K is `logits`; or None for a deterministic model.
+    samples: (N, K, C) logits of K predictions of each input (K anchors for AMP, K ensemble members),
+      which `logits` combines (AMP: their mean; an ensemble: log of the mean softmax); or None.
     """
 
     logits: jax.Array

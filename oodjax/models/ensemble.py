@@ -1,0 +1,49 @@
+"""Deep ensembles (Lakshminarayanan et al. 2017; paper 004's ensemble baseline) as one `Model`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from oodjax.models._types import Model, Variables
+
+MEMBERS = "members"
+
+
+def stack_members(members: Sequence[Variables]) -> Variables:
+    """K members' variables (same architecture, e.g. trained from different seeds) as one pytree
+    {'members': leaves with a leading K axis}. K >= 2."""
+    if len(members) < 2:
+        raise ValueError(f"an ensemble needs at least 2 members (its measures use a spread), got {len(members)}")
+    return {MEMBERS: jax.tree.map(lambda *a: jnp.stack(a), *members)}
+
+
+def ensemble(model: Model) -> Model:
+    """The ensemble of K copies of `model`, with variables from `stack_members`.
+
+    samples(variables, x) -> (log of the mean softmax (N, C), mean features (N, D), member logits
+    (N, K, C)), one vmap over the members; apply returns the first two. The uncertainty measures
+    (`ens_*` scorers) read the member logits. An ensemble has no single head or intermediate maps.
+    """
+
+    def members(variables: Variables) -> Variables:
+        if MEMBERS not in variables:
+            raise ValueError("ensemble variables come from oodjax.models.stack_members([...])")
+        return variables[MEMBERS]
+
+    def samples(variables: Variables, x: jax.Array):
+        logits, features = jax.vmap(lambda v: model.apply(v, x))(members(variables))  # (K, N, C), (K, N, D)
+        log_mean = jax.nn.logsumexp(jax.nn.log_softmax(logits, -1), axis=0) - jnp.log(logits.shape[0])
+        return log_mean, jnp.mean(features, axis=0), jnp.swapaxes(logits, 0, 1)
+
+    def apply(variables: Variables, x: jax.Array, train: bool = False):
+        if train:
+            raise ValueError("train the members one by one (oodjax.training.train with different keys)")
+        return samples(variables, x)[:2]
+
+    def unsupported(*_args, **_kw):
+        raise ValueError("an ensemble has no single head, intermediate maps, init or training mode")
+
+    return Model(unsupported, apply, unsupported, model.input_shape, unsupported, unsupported, samples)
