@@ -54,8 +54,7 @@ def amp_scorers() -> dict[str, tuple[str, dict[str, Any]]]:
         "amp_msp": ("amp_msp", {}),
         "amp_energy": ("amp_energy", {}),
         "amp_entropy": ("amp_entropy", {}),
-        "amp_tau": ("amp_tau", {}),
-        "amp_tau_only_mean": ("amp_tau", {"reduce": "mean"}),
+        "amp_tau": ("amp_tau", {}),  # tau summed or averaged over classes ranks alike: one entry
         "anchored_msp": ("msp", {}),
         "anchored_energy": ("energy", {}),
     }
