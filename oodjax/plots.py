@@ -85,6 +85,7 @@ def plot_severity_densities(pairs: ScorePairs, title: str, path: str | Path) -> 
         return None
     corruptions = sorted({n.rsplit("-", 1)[0] for n in sets})
     fig, axes = _grid(len(corruptions))
+    fig.set_size_inches(5.0 * min(len(corruptions), 5), 4.0 * math.ceil(len(corruptions) / 5))
     for ax, corruption in zip(axes, corruptions):
         levels = sorted((int(n.rsplit("-", 1)[1]), p) for n, p in sets.items() if n.rsplit("-", 1)[0] == corruption)
         id_s = levels[0][1][0]
@@ -98,7 +99,7 @@ def plot_severity_densities(pairs: ScorePairs, title: str, path: str | Path) -> 
         ax.set_title(corruption, fontsize=8)
         ax.tick_params(labelsize=6)
     axes[0].legend(fontsize=6)
-    fig.suptitle(f"{title}: ID versus corruption levels (higher = ID)", fontsize=10)
+    fig.suptitle(f"{title}: ID versus corruption levels (higher = ID)", fontsize=10, y=1.0)
     return _save(fig, path)
 
 
