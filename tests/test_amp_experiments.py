@@ -25,7 +25,7 @@ def test_embedded_run_with_anchoring(tmp_path):
     cfg = EmbeddedConfig(
         name="tiny", data_dir=str(d), results_dir=str(tmp_path / "results"), val_size=100, fit_size=300,
         far_sets=("gaussian_noise",), resize_sets=True, corruptions=("gaussian_blur",), corruption_size=60,
-        train=TrainConfig(epochs=3, batch_size=32), progress=False,
+        ood_test_size=60, train=TrainConfig(epochs=3, batch_size=32), progress=False,
         scorers={"msp": ("msp", {}), "energy": ("energy", {})},
         amp=AMPConfig(num_anchors=3, scorers=AMP_SPEC, training=AnchoredTraining(every=2)),
     )
@@ -80,7 +80,7 @@ def test_amp_ablation_table8(tmp_path):
     base = EmbeddedConfig(
         name="base", data_dir=str(d), results_dir=str(tmp_path / "results"), val_size=100, far_sets=("gaussian_noise",
         "digits"), resize_sets=False, corruptions=(), near_ood_classes=None, train=TrainConfig(epochs=1, batch_size=32),
-        scorers={}, progress=False)
+        ood_test_size=100, scorers={}, progress=False)
     cfg = AMPAblationConfig(base=base, name="t8", results_dir=str(tmp_path / "results"), num_anchors=(2, 3),
                             corruption_sets={"none": (), "resized_crop": ("resized_crop",)}, ood_sets=("digits",))
     result = run_amp_ablation(cfg)

@@ -48,7 +48,7 @@ def test_run_embedded_end_to_end(tmp_path):
     cfg = EmbeddedConfig(
         name="tiny", data_dir=str(d), results_dir=str(tmp_path / "results"), val_size=100, fit_size=300,
         far_sets=("digits", "gaussian_noise"), resize_sets=False, corruptions=("gaussian_blur",), corruption_size=60,
-        train=TrainConfig(epochs=3, batch_size=32), progress=False,
+        ood_test_size=100, train=TrainConfig(epochs=3, batch_size=32), progress=False,
         scorers={"msp": ("msp", {}), "energy": ("energy", {}), "mahalanobis": ("mahalanobis", {}),
                  "knn": ("knn", {"k": 5}), "vim": ("vim", {}), "gram": ("gram", {"powers": (1, 2)}),
                  "odin": ("odin", {"temperatures": (1.0, 1000.0), "epsilons": (0.0, 0.002)})},
