@@ -2,11 +2,12 @@
 
 Importing it applies the jax 0.5 compatibility patch of STRUCTURED_DERIVATIVES (`_compat`).
 
-  kernels: analytic (`analytic_ntk`, stax `relu_mlp` / `small_cnn`), empirical (`empirical_ntk`
-    with an `Implementation`), the jacrev `reference_ntk`, anchored inputs and kernels, `spectrum`
-  theory:  eq. 4 (`h_ntk`, `relu_ntk_hidden`, `relu_ntk_two_layer`) and eq. 6 (`anchored_dot`,
-    `gamma_exact`, `gamma_taylor`, `taylor_error`)
-  figures: the CLI's figures (`python -m ntk_analysis all`)
+  kernels (`_kernels`): analytic (`analytic_ntk`, stax `relu_mlp` / `small_cnn`), empirical
+    (`empirical_ntk` with an `Implementation`), the jacrev `reference_ntk`, anchored inputs and
+    kernels, `spectrum`
+  theory (`_theory`): eq. 4 (`h_ntk`, `relu_ntk_hidden`, `relu_ntk_two_layer`) and eq. 6
+    (`anchored_dot`, `gamma_exact`, `gamma_taylor`, `taylor_error`)
+  `figures`: the CLI's figures (`python -m ntk_analysis all`)
 """
 
 from ntk_analysis._compat import patch_structured_derivatives
