@@ -46,11 +46,11 @@ def relu_ntk_hidden(x1: jax.Array, x2: jax.Array) -> jax.Array:
 
 def relu_ntk_two_layer(x1: jax.Array, x2: jax.Array) -> jax.Array:
     """The whole 2-layer ReLU NTK (both layers trained, no biases), times d: (N1, N2)."""
-    dots, cos = _cosines(x1, x2)
+    _, cos = _cosines(x1, x2)
     theta = jnp.arccos(cos)
     norms = jnp.linalg.norm(x1, axis=1)[:, None] * jnp.linalg.norm(x2, axis=1)[None, :]
     kappa1 = (jnp.sin(theta) + (jnp.pi - theta) * cos) / (2 * jnp.pi)
-    return dots * (jnp.pi - theta) / (2 * jnp.pi) + norms * kappa1
+    return relu_ntk_hidden(x1, x2) + norms * kappa1
 
 
 def anchored_dot(xi: jax.Array, xj: jax.Array, c: jax.Array) -> jax.Array:

@@ -85,8 +85,9 @@ def marginalize(apply: Callable[..., Any], variables: Variables, x: jax.Array, a
     x: (N, H, W, C). anchors: (K, H, W, C) shared by all samples, or a pool with key/num_anchors
     (see `anchored_batch`). reduce: "sum" over classes (paper) or "mean" (official code) for tau.
     """
-    k = _check_anchors(x, anchors, key, num_anchors)
-    logits, features = apply(variables, anchored_batch(x, anchors, key, num_anchors))
+    batch = anchored_batch(x, anchors, key, num_anchors)
+    k = batch.shape[0] // x.shape[0]
+    logits, features = apply(variables, batch)
     samples = jnp.swapaxes(logits.reshape(k, x.shape[0], logits.shape[-1]), 0, 1)
     features = features.reshape(k, x.shape[0], features.shape[-1])
     return Marginal(jnp.mean(samples, axis=1), anchor_temperature(samples, reduce), samples, jnp.mean(features, axis=0))
@@ -138,8 +139,9 @@ def anchored_model(net: Model, *, num_anchors: int | None = None, key: jax.Array
 
     def maps(variables: Variables, x: jax.Array):
         net_vars, anchors = split(variables)
-        k = _check_anchors(x, anchors, key, num_anchors)
-        logits, features, stage_maps = net.maps(net_vars, anchored_batch(x, anchors, key, num_anchors))
+        batch = anchored_batch(x, anchors, key, num_anchors)
+        k = batch.shape[0] // x.shape[0]
+        logits, features, stage_maps = net.maps(net_vars, batch)
         mean = lambda a: jnp.mean(a.reshape(k, x.shape[0], *a.shape[1:]), axis=0)  # noqa: E731
         return mean(logits), mean(features), tuple(mean(m) for m in stage_maps)
 

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from oodjax.models._types import Model, Variables
+from oodjax.scores import log_mean_softmax
 
 MEMBERS = "members"
 
@@ -35,8 +36,8 @@ def ensemble(model: Model) -> Model:
 
     def samples(variables: Variables, x: jax.Array):
         logits, features = jax.vmap(lambda v: model.apply(v, x))(members(variables))  # (K, N, C), (K, N, D)
-        log_mean = jax.nn.logsumexp(jax.nn.log_softmax(logits, -1), axis=0) - jnp.log(logits.shape[0])
-        return log_mean, jnp.mean(features, axis=0), jnp.swapaxes(logits, 0, 1)
+        samples = jnp.swapaxes(logits, 0, 1)
+        return log_mean_softmax(samples), jnp.mean(features, axis=0), samples
 
     def apply(variables: Variables, x: jax.Array, train: bool = False):
         if train:

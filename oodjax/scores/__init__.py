@@ -32,7 +32,8 @@ from oodjax.scores._odin import ODIN_EPSILONS, ODIN_TEMPERATURES, OdinState, odi
 from oodjax.scores._registry import get, names, register, stateless
 from oodjax.scores._types import FitData, Head, ModelOutputs, Scorer
 from oodjax.scores._uncertainty import (
-    ENSEMBLE_MEASURES, confidence, entropy_of_expected, epkl, expected_entropy, mkl, mutual_information,
+    ENSEMBLE_MEASURES, confidence, entropy_of_expected, epkl, expected_entropy, log_mean_softmax, mkl,
+    mutual_information,
 )
 from oodjax.scores._vim import VimState, default_vim_dim, fit_vim, vim
 
@@ -40,7 +41,8 @@ from oodjax.scores._vim import VimState, default_vim_dim, fit_vim, vim
 SAMPLE_SCORERS: tuple[str, ...] = (*AMP_SCORES, "amp_tau", *ENSEMBLE_MEASURES)
 
 __all__ = [
-    "ENSEMBLE_MEASURES", "SAMPLE_SCORERS", "confidence", "entropy_of_expected", "epkl", "expected_entropy", "mkl", "mutual_information",
+    "ENSEMBLE_MEASURES", "SAMPLE_SCORERS", "confidence", "entropy_of_expected", "epkl", "expected_entropy",
+    "log_mean_softmax", "mkl", "mutual_information",
     "AMP_SCORES", "CALIBRATIONS", "TAU_REDUCTIONS", "amp", "amp_logits", "anchor_temperature", "calibrate",
     "GRODIN_PARTS", "GrodinState", "expected_gradnorm", "expsum_gradnorm", "expsum_loss", "gradnorm", "gradnorm_loss",
     "grodin_parts", "predicted_nll", "scaled_apply", "uv_score",

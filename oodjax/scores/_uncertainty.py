@@ -35,6 +35,11 @@ def _mean_log(log_p: jax.Array) -> tuple[jax.Array, jax.Array]:
     return jnp.exp(log_bar), log_bar
 
 
+def log_mean_softmax(samples: jax.Array) -> jax.Array:
+    """log p_bar, the log of the members' mean predictive distribution. samples: (N, K, C) logits."""
+    return _mean_log(_log_probs(samples))[1]
+
+
 def _entropy(p: jax.Array, log_p: jax.Array) -> jax.Array:
     return -jnp.sum(p * log_p, axis=-1)
 
