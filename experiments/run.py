@@ -1,7 +1,8 @@
 """Runs an experiment config: `python -m experiments.run experiments/configs/embedded.py [--variant small]`.
 
-The config file's get_config(variant) returns an EmbeddedConfig, a BenchmarkConfig or an
-AMPAblationConfig (oodjax.experiment); RUNNERS maps each type to the function that runs it.
+The config file's get_config(variant) returns an EmbeddedConfig, a BenchmarkConfig, an
+AMPAblationConfig (oodjax.experiment) or a MethodsConfig (oodjax.methods); RUNNERS maps each type
+to the function that runs it.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", default=None)
     args = parser.parse_args(argv)
 
-    from oodjax.experiment import RUNNERS
+    from oodjax import experiment, methods
+
+    RUNNERS = {**experiment.RUNNERS, **methods.RUNNERS}
 
     config = _override(load_config(args.config, args.variant), data_dir=args.data_dir, results_dir=args.results_dir)
     if type(config) not in RUNNERS:

@@ -57,6 +57,7 @@ class _Runner:
         self.apply = jax.jit(model.apply)
         self.maps = jax.jit(model.maps)
         self.samples = jax.jit(model.samples) if model.samples is not None else None
+        self.extras = jax.jit(model.extras) if model.extras is not None else None
         self.shape = model.input_shape
 
     def batches(self, source: ImageSource, keep_inputs: bool) -> Iterator[tuple[ModelOutputs, dict[str, Any], int]]:
@@ -67,15 +68,17 @@ class _Runner:
                 raise ValueError(f"images of shape {xb.shape[1:]}, but the model takes {self.shape}")
             n = xb.shape[0]
             x = jnp.asarray(pad_rows(self.normalize(xb), self.batch_size))
-            reduced, samples = {}, None
+            reduced, samples, extras = {}, None, None
             if self.reducers:
                 logits, features, maps = self.maps(self.variables, x)
                 reduced = {k: f(maps) for k, f in self.reducers.items()}
             if self.samples is not None:
                 logits, features, samples = self.samples(self.variables, x)
+            elif self.extras is not None:
+                logits, features, extras = self.extras(self.variables, x)
             elif not self.reducers:
                 logits, features = self.apply(self.variables, x)
-            yield ModelOutputs(logits, features, x if keep_inputs else None, samples=samples), reduced, n
+            yield ModelOutputs(logits, features, x if keep_inputs else None, samples=samples, extras=extras), reduced, n
 
     def collect(self, source: ImageSource, keep_inputs: bool = False) -> tuple[ModelOutputs, dict[str, Any]]:
         parts = [jax.tree.map(lambda a, n=n: a[:n], (b, r)) for b, r, n in self.batches(source, keep_inputs)]
@@ -116,6 +119,7 @@ def evaluate(
     batch_size: int = 500,
     bootstrap: int = 0,
     progress: bool = True,
+    outliers: ImageSource | None = None,
 ) -> EvalResult:
     """Fits every scorer on (fit_images, fit_labels) and ID validation data, tunes the tunable ones on
     each OOD validation split, and scores the ID test set against each OOD test set.
@@ -123,6 +127,8 @@ def evaluate(
     fit_images: (N, H, W, C) training images in [0, 1] (a subset is enough); fit_labels: (N,).
     normalize: pixel [0, 1] -> model input, the same for ID and OOD; input_std: its per-channel std.
     bootstrap: if > 0, adds `<metric>_std` over that many resamplings to each record.
+    outliers: a designated auxiliary OOD set (disjoint from ood_sets) for scorers that train with
+      one (FitData.outliers: a flow's OOD term).
     """
     names = [s.name for s in ood_sets]
     if len(set(names)) != len(names):
@@ -134,6 +140,7 @@ def evaluate(
     if fit_labels.shape != (fit_out.logits.shape[0],) or fit_labels.min() < 0 or fit_labels.max() >= num_classes:
         raise ValueError(f"fit_labels must be {fit_out.logits.shape[0]} integers in [0, {num_classes})")
     val_out, val_red = runner.collect(id_val, keep_inputs=True)
+    out_out, out_red = runner.collect(outliers, keep_inputs=True) if outliers is not None else (None, {})
     apply_fn = functools.partial(logits_of, model.apply)  # one hashable function for all scorers
     logits_fn = jax.tree_util.Partial(apply_fn, variables)
     try:
@@ -157,6 +164,7 @@ def evaluate(
             train=_view(fit_out, fit_red, label), labels=jnp.asarray(fit_labels), head=head,
             val=_view(val_out, val_red, label), key=jax.random.fold_in(key, i), logits_fn=logits_fn,
             input_std=tuple(float(s) for s in input_std), apply_fn=apply_fn, variables=variables,
+            outliers=_view(out_out, out_red, label) if out_out is not None else None,
         )
         state = scorer.fit(fit_data)
         if scorer.tune is not None:

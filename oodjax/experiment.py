@@ -34,10 +34,11 @@ ScorerSpec = Mapping[str, tuple[str, Mapping[str, Any]]]
 
 def default_scorers() -> dict[str, tuple[str, dict[str, Any]]]:
     """Every registered scorer of a plain model with its paper defaults, plus MSP at T = 1000
-    (paper 001). The AMP family and the ensemble measures need K predictions per input (an
-    anchored model, `amp_scorers`; an ensemble)."""
+    (paper 001). Left out (scores.SPECIAL_SCORERS): the AMP family and the ensemble measures (they
+    need K predictions per input: `amp_scorers`, an ensemble, MC-dropout), the training-time
+    detectors (`METHODS`) and the flows."""
     spec: dict[str, tuple[str, dict[str, Any]]] = {
-        name: (name, {}) for name in scores.names() if name not in scores.SAMPLE_SCORERS
+        name: (name, {}) for name in scores.names() if name not in scores.SPECIAL_SCORERS
     }
     spec["msp_T1000"] = ("msp", {"temperature": 1000.0})
     return spec
@@ -111,14 +112,16 @@ class EmbeddedConfig:
 @dataclasses.dataclass(frozen=True)
 class OODSpec:
     """One OOD set of a benchmark: a tfds dataset (`name` as in data.TFDS_DATASETS, a raw tfds name
-    or imagenet_c/<corruption>/<severity>), or the images under `folder` (LSUN, iSUN, TinyImageNet,
-    SCOOD) resized with Pillow's `resample` filter (paper 000, Table 7)."""
+    or imagenet_c/<corruption>/<severity>), the images under `folder` (LSUN, iSUN, TinyImageNet,
+    SCOOD) resized with Pillow's `resample` filter (paper 000, Table 7), or synthetic noise
+    (`name` "gaussian_noise" / "uniform_noise" without a folder; `size` images, paper 001)."""
 
     name: str
     folder: str | None = None
     kind: str = "far"
     split: str | None = None
     resample: str = "bilinear"
+    size: int = 1500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -356,8 +359,10 @@ def benchmark_data(config: BenchmarkConfig, key: jax.Array) -> Data:
     train_xy, val_xy = _split_train(config.val_size, config.train_size, _stack(train_src), train_src.labels(), k_split)
     ood_sets = []
     for spec in config.ood:
-        if spec.folder is not None:
-            images = data.load_image_folder(spec.folder, config.image_size, config.channels, resample=spec.resample)
+        if spec.folder is not None or spec.name in data.SYNTHETIC:
+            images = (data.load_image_folder(spec.folder, config.image_size, config.channels, resample=spec.resample)
+                      if spec.folder is not None else data.SYNTHETIC[spec.name](
+                          data.definition_key(spec.name), spec.size, config.image_size, config.channels))
             oset = data.ood_set_from_arrays(spec.name, images, val_fraction=config.ood_val_percent / 100,
                                             kind=spec.kind)
         else:

@@ -59,7 +59,7 @@ def test_benchmark_with_mock_tfds_and_a_folder(tmp_path):
         name="mock", id_dataset="cifar10", data_dir="/nonexistent", results_dir=str(tmp_path / "results"),
         model="small_cnn", model_kwargs={"widths": (4, 8), "feature_dim": 8}, val_size=16, fit_size=32,
         ood=(OODSpec("svhn"), OODSpec("LSUN-nearest", folder=str(tmp_path / "lsun"), resample="nearest",
-                                      kind="resize")),
+                                      kind="resize"), OODSpec("gaussian_noise", size=20)),
         train=TrainConfig(epochs=1, batch_size=16), scorers={"msp": ("msp", {}), "odin": ("odin", {
             "temperatures": (1.0,), "epsilons": (0.0,)})},
         amp=AMPConfig(num_anchors=2, scorers={"amp": ("amp", {})}, per_sample=True, pool_size=8),
@@ -70,7 +70,7 @@ def test_benchmark_with_mock_tfds_and_a_folder(tmp_path):
     assert set(result["id_accuracies"]) == {"cifar10", "cifar10_anchored"}
     records = result["records"]
     assert {(r["scorer"], r["ood_set"]) for r in records} == {
-        (s, o) for s in ("msp", "odin", "amp") for o in ("svhn", "LSUN-nearest")}
+        (s, o) for s in ("msp", "odin", "amp") for o in ("svhn", "LSUN-nearest", "gaussian_noise")}
     assert all(0.0 <= r["auroc"] <= 1.0 for r in records)
     assert (tmp_path / "results" / "mock" / "table7.md").exists()
 

@@ -55,7 +55,8 @@ def test_contract(name, key):
     logits2, features2, maps = model.maps(variables, x)
     np.testing.assert_allclose(logits2, logits, rtol=1e-6)
     assert len(maps) >= 3 and all(m.ndim == 4 and m.shape[0] == 3 for m in maps)
-    (train_logits, _), updates = model.train_apply(variables, x, key)
+    (train_logits, _, extras), updates = model.train_apply(variables, x, key)
+    assert extras == {}
     assert train_logits.shape == (3, 5)
     assert set(updates) == {k for k in variables if k != "params"}
 

@@ -193,12 +193,16 @@ def test_registry_round_trip(key):
     maps = (jax.random.normal(key, (n, 4, 4, 3)), jax.random.normal(key, (n, 2, 2, 5)))
     samples = jax.random.normal(key, (n, 3, C))  # K = 3 predictions per input (AMP, ensembles)
     small_grid = {"temperatures": (1.0, 2.0), "epsilons": (0.0, 0.001)}
-    special = {"knn": {"k": 5}, "odin": small_grid, "grodin_g": small_grid, "grodin_sg": small_grid}
+    special = {"knn": {"k": 5}, "odin": small_grid, "grodin_g": small_grid, "grodin_sg": small_grid,
+               "flow": {"steps": 5, "hidden": 8, "num_layers": 2}}
+    kl = jax.random.uniform(key, (n, C)) * 10  # VIBY's KL to each class prior; VIB has one prior
+    extras = {"binary_logits": out.logits, "kl": kl}
     for name in scores.names():
         scorer = scores.get(name, **special.get(name, {}))
         reduced = scorer.map_reduce(maps) if scorer.map_reduce else None
-        view = out._replace(inputs=images, maps=reduced, samples=samples)
-        fit_data = data._replace(train=view, logits_fn=logits_fn, input_std=(0.5,), apply_fn=_linear_apply,
+        view = out._replace(inputs=images, maps=reduced, samples=samples,
+                            extras={**extras, "kl": kl[:, :1]} if name == "vib" else extras)
+        fit_data = data._replace(train=view, val=view, logits_fn=logits_fn, input_std=(0.5,), apply_fn=_linear_apply,
                                  variables={"params": {"head": {"kernel": w}}})
         state = scorer.fit(fit_data)
         if scorer.tune is not None:

@@ -1,19 +1,20 @@
 """Datasets: Fashion-MNIST IDX files, the offline embedded OOD suite, tfds and image-folder sources."""
 
 from oodjax.data.embedded import (
-    COVARIATE_CORRUPTIONS, FAR_SETS, RESIZE_SETS, corruption_sets, embedded_suite, far_ood_images, heldout_classes,
+    COVARIATE_CORRUPTIONS, FAR_SETS, RESIZE_SETS, auxiliary_outliers, corruption_sets, embedded_suite, far_ood_images,
+    heldout_classes,
 )
 from oodjax.data.fashion_mnist import CLASS_NAMES, MEAN, STD, find_data_dir, load_fashion_mnist, read_idx
 from oodjax.data.ood_set import OODSet, definition_key, ood_set_from_arrays, ood_set_from_tfds, split_indices
 from oodjax.data.ood_sets import (
-    CORRUPTIONS, RESAMPLING, corrupt, digits, gaussian_noise, photo_images, random_crops, resize, texture_images,
+    CORRUPTIONS, RESAMPLING, SYNTHETIC, corrupt, digits, gaussian_noise, photo_images, random_crops, resize, texture_images,
     uniform_noise,
 )
 from oodjax.data.sources import ArraySource, ImageSource, check_images, load_image_folder, to_channels
 from oodjax.data.tfds_sources import NORMALIZATION, TFDS_DATASETS, TfdsSource, tfds_builder_and_split
 
 __all__ = [
-    "ArraySource", "CLASS_NAMES", "CORRUPTIONS", "COVARIATE_CORRUPTIONS", "FAR_SETS", "ImageSource", "MEAN",
+    "ArraySource", "CLASS_NAMES", "CORRUPTIONS", "SYNTHETIC", "auxiliary_outliers", "COVARIATE_CORRUPTIONS", "FAR_SETS", "ImageSource", "MEAN",
     "NORMALIZATION", "OODSet", "RESAMPLING", "RESIZE_SETS", "STD", "TFDS_DATASETS", "TfdsSource", "check_images",
     "corrupt", "corruption_sets", "definition_key", "digits", "embedded_suite", "far_ood_images", "find_data_dir",
     "gaussian_noise", "heldout_classes", "load_fashion_mnist", "load_image_folder", "ood_set_from_arrays",

@@ -34,6 +34,13 @@ def far_ood_images(name: str) -> np.ndarray:
     return _FAR[name]()
 
 
+def auxiliary_outliers(n: int = 2000) -> np.ndarray:
+    """The embedded suite's designated auxiliary OOD set for training with outliers (outlier
+    exposure, a flow's OOD term): n crops of side 28..200 of `ood_sets.outlier_images()`, source
+    images disjoint from every test set. (N, 28, 28, 1) in [0, 1]."""
+    return ood_sets.random_crops(definition_key("auxiliary_outliers"), ood_sets.outlier_images(), n, (28, 200))
+
+
 def corruption_sets(
     id_test: np.ndarray, corruption: str, *, size: int = 2000, val_fraction: float = 0.2
 ) -> list[OODSet]:

@@ -34,15 +34,18 @@ def digits(size: int = 28, method: str = "bilinear") -> np.ndarray:
     return resize(load_digits().images / 16.0, size, method)
 
 
-def gaussian_noise(key: jax.Array, n: int, size: int = 28) -> np.ndarray:
-    """N(0.5, 1) per pixel, clipped to [0, 1] (paper 001)."""
-    x = 0.5 + np.asarray(jax.random.normal(key, (n, size, size, 1)))
+def gaussian_noise(key: jax.Array, n: int, size: int = 28, channels: int = 1) -> np.ndarray:
+    """N(0.5, 1) per pixel and channel, clipped to [0, 1] (paper 001)."""
+    x = 0.5 + np.asarray(jax.random.normal(key, (n, size, size, channels)))
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
-def uniform_noise(key: jax.Array, n: int, size: int = 28) -> np.ndarray:
-    """U[0, 1] per pixel."""
-    return np.asarray(jax.random.uniform(key, (n, size, size, 1)), np.float32)
+def uniform_noise(key: jax.Array, n: int, size: int = 28, channels: int = 1) -> np.ndarray:
+    """U[0, 1] per pixel and channel."""
+    return np.asarray(jax.random.uniform(key, (n, size, size, channels)), np.float32)
+
+
+SYNTHETIC: dict[str, Callable[..., np.ndarray]] = {"gaussian_noise": gaussian_noise, "uniform_noise": uniform_noise}
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
@@ -59,6 +62,14 @@ def photo_images() -> list[np.ndarray]:
     """scikit-image's camera, astronaut, coffee, chelsea and sklearn's two sample photos, grayscale."""
     photos = [skimage.data.camera(), skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea()]
     return [_gray(p) for p in photos + list(load_sample_images().images)]
+
+
+def outlier_images() -> list[np.ndarray]:
+    """Images for the auxiliary outlier set (outlier exposure, a flow's OOD term), none of them in a
+    test set: scikit-image's rocket, coins, moon, page, text, clock, hubble_deep_field,
+    immunohistochemistry and cell, grayscale in [0, 1]."""
+    names = ("rocket", "coins", "moon", "page", "text", "clock", "hubble_deep_field", "immunohistochemistry", "cell")
+    return [_gray(getattr(skimage.data, n)()) for n in names]
 
 
 def random_crops(

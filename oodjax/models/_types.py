@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import flax.linen as nn
+from flax import traverse_util
+from flax.core import unfreeze
 import jax
 import jax.numpy as jnp
 
 from oodjax.scores import Head
 
 Variables = Any
+
+
+EXTRAS = "extras"  # the Flax collection a module sows its extra named outputs into
 
 
 class Model(NamedTuple):
@@ -22,35 +27,70 @@ class Model(NamedTuple):
       features being the penultimate activations fed to the final dense layer.
     head: variables -> Head, that final dense layer (logits = features @ kernel + bias).
     input_shape: (H, W, C_in) of one image.
-    train_apply: (variables, x, key) -> ((logits, features), updates), training mode with dropout
-      drawn from `key`; `updates` holds the new non-parameter collections (e.g. batch_stats).
+    train_apply: (variables, x, key) -> ((logits, features, extras), updates), training mode with
+      dropout (and stochastic layers) drawn from `key`; `extras` is a dict of the extra named outputs
+      a training objective may need (VIB's KL, BINC's binary logits; {} for a plain classifier);
+      `updates` holds the new non-parameter collections (e.g. batch_stats).
     maps: (variables, x) -> (logits, features, intermediate maps): the (N, H_l, W_l, C_l) outputs
       of the stages, for Gram matrices and multi-layer Mahalanobis.
     samples: None, or (variables, x) -> (logits, features, samples (N, K, C)) for a model whose
-      prediction is the mean of K stochastic ones (an anchored network marginalized over K anchors).
+      prediction combines K stochastic ones (K anchors, K ensemble members, K dropout masks).
+    extras: None, or (variables, x) -> (logits, features, {name: (N, ...)}) for a model with extra
+      named outputs that its scorers read (`ModelOutputs.extras`).
+    dropout_apply: None, or (variables, x, key) -> (logits, features): evaluation mode (running
+      batch statistics) with dropout on, for MC-dropout (`oodjax.models.mc_dropout`).
     """
 
     init: Callable[[jax.Array], Variables]
     apply: Callable[..., tuple[jax.Array, jax.Array]]
     head: Callable[[Variables], Head]
     input_shape: tuple[int, int, int]
-    train_apply: Callable[..., tuple[tuple[jax.Array, jax.Array], dict[str, Any]]]
+    train_apply: Callable[..., tuple[tuple[jax.Array, jax.Array, dict[str, jax.Array]], dict[str, Any]]]
     maps: Callable[..., tuple[jax.Array, jax.Array, tuple[jax.Array, ...]]]
     samples: Callable[..., tuple[jax.Array, jax.Array, jax.Array]] | None = None
+    extras: Callable[..., tuple[jax.Array, jax.Array, dict[str, jax.Array]]] | None = None
+    dropout_apply: Callable[..., tuple[jax.Array, jax.Array]] | None = None
 
 
-def from_flax(module: nn.Module, input_shape: tuple[int, int, int], head_name: str = "head") -> Model:
+def sown(collection: Mapping[str, Any] | None, name: str) -> list[jax.Array]:
+    """The values sown under `name` anywhere in a (nested) Flax collection, in the order sown."""
+    if not collection:
+        return []
+    out = []
+    for path, value in traverse_util.flatten_dict(unfreeze(collection)).items():
+        if path[-1] == name:
+            out.extend(value)
+    return out
+
+
+def _extras(collection: Mapping[str, Any] | None) -> dict[str, jax.Array]:
+    """{name: value} of a module's sown extras (each name sown once, by any submodule)."""
+    out: dict[str, jax.Array] = {}
+    for path, value in traverse_util.flatten_dict(unfreeze(collection or {})).items():
+        if path[-1] in out:
+            raise ValueError(f"extra output {path[-1]!r} is sown twice")
+        out[path[-1]] = value[-1]
+    return out
+
+
+def from_flax(module: nn.Module, input_shape: tuple[int, int, int], head_name: str = "head",
+              extras: bool = False) -> Model:
     """Wraps a Flax module whose __call__(x, train) returns (logits, features) as a `Model`.
 
-    The module sows its intermediate maps with `self.sow("intermediates", "maps", x)`.
+    The module sows its intermediate maps with `self.sow("intermediates", "maps", x)` and, with
+    extras=True, its extra named outputs with `self.sow("extras", name, value)`. head_name: the
+    path of the final Dense layer in params ("head", or "a/b" for a nested one). A module with a
+    `mc_dropout` attribute (SmallCNN, WideResNet) gets a `dropout_apply` for MC-dropout.
     """
+    head_path = tuple(head_name.split("/"))
 
     def check(x: jax.Array) -> None:
         if x.shape[1:] != tuple(input_shape):
             raise ValueError(f"expected images of shape (N, {', '.join(map(str, input_shape))}), got {x.shape}")
 
     def init(key: jax.Array) -> Variables:
-        return module.init({"params": key, "dropout": key}, jnp.zeros((1, *input_shape), jnp.float32))
+        variables = module.init({"params": key, "dropout": key, "sample": key}, jnp.zeros((1, *input_shape), jnp.float32))
+        return {k: v for k, v in variables.items() if k != EXTRAS}
 
     def apply(variables: Variables, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
         check(x)
@@ -58,16 +98,32 @@ def from_flax(module: nn.Module, input_shape: tuple[int, int, int], head_name: s
 
     def train_apply(variables: Variables, x: jax.Array, key: jax.Array):
         check(x)
-        mutable = [c for c in variables if c != "params"]
-        return module.apply(variables, x, train=True, mutable=mutable, rngs={"dropout": key})
+        mutable = [c for c in variables if c != "params"] + [EXTRAS]
+        k_drop, k_sample = jax.random.split(key)
+        (logits, features), updates = module.apply(variables, x, train=True, mutable=mutable,
+                                                   rngs={"dropout": k_drop, "sample": k_sample})
+        updates = dict(updates)
+        return (logits, features, _extras(updates.pop(EXTRAS, None))), updates
 
     def maps(variables: Variables, x: jax.Array):
         check(x)
         (logits, features), inter = module.apply(variables, x, train=False, mutable=["intermediates"])
-        return logits, features, tuple(inter["intermediates"]["maps"]) if inter else ()
+        return logits, features, tuple(sown(inter.get("intermediates"), "maps"))
+
+    def extra_outputs(variables: Variables, x: jax.Array):
+        check(x)
+        (logits, features), out = module.apply(variables, x, train=False, mutable=[EXTRAS])
+        return logits, features, _extras(out.get(EXTRAS))
 
     def head(variables: Variables) -> Head:
-        p = variables["params"][head_name]
+        p = variables["params"]
+        for part in head_path:
+            p = p[part]
         return Head(p["kernel"], p["bias"])
 
-    return Model(init, apply, head, tuple(input_shape), train_apply, maps)
+    def dropout_apply(variables: Variables, x: jax.Array, key: jax.Array):
+        check(x)
+        return module.clone(mc_dropout=True).apply(variables, x, train=False, rngs={"dropout": key})
+
+    return Model(init, apply, head, tuple(input_shape), train_apply, maps, extras=extra_outputs if extras else None,
+                 dropout_apply=dropout_apply if hasattr(module, "mc_dropout") else None)

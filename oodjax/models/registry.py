@@ -9,6 +9,7 @@ import flax.linen as nn
 from oodjax.models._types import Model, from_flax
 from oodjax.models.bit import ResNetV2
 from oodjax.models.densenet import DenseNet
+from oodjax.models.heads import HEADS, WithHead
 from oodjax.models.resnet import cifar_resnet, resnet
 from oodjax.models.small_cnn import SmallCNN
 from oodjax.models.wrn import WideResNet
@@ -30,11 +31,14 @@ def names() -> list[str]:
     return sorted(_MODELS)
 
 
-def get(name: str, *, num_classes: int, in_channels: int = 3, image_size: int = 32, **kwargs) -> Model:
+def get(name: str, *, num_classes: int, in_channels: int = 3, image_size: int = 32, head: str | None = None,
+        head_kwargs: dict | None = None, **kwargs) -> Model:
     """The registered model `name` for (image_size, image_size, in_channels) inputs.
 
     in_channels: 3 for RGB, 6 for an anchored RGB network (AMP), 1/2 for grayscale.
-    kwargs go to the module factory (e.g. dropout for WRNs, stem for ResNet-18/34/50).
+    head: None (the backbone's own dense head), or a head variant of `heads.HEADS` on its features
+      ("binc", "vib", "viby"; paper 001) with head_kwargs (e.g. {"z": 64}).
+    kwargs go to the module factory (e.g. dropout for small_cnn / WRNs, stem for ResNet-18/34/50).
     """
     if name not in _MODELS:
         raise KeyError(f"unknown model {name!r}; known models: {', '.join(names())}")
@@ -42,7 +46,13 @@ def get(name: str, *, num_classes: int, in_channels: int = 3, image_size: int = 
         raise ValueError(
             f"need num_classes >= 2, in_channels >= 1, image_size >= 4; got {num_classes}, {in_channels}, {image_size}"
         )
-    return from_flax(_MODELS[name](num_classes, **kwargs), (image_size, image_size, in_channels))
+    shape = (image_size, image_size, in_channels)
+    if head is None:
+        return from_flax(_MODELS[name](num_classes, **kwargs), shape)
+    if head not in HEADS:
+        raise KeyError(f"unknown head {head!r}; known heads: {', '.join(sorted(HEADS))}")
+    module = WithHead(_MODELS[name](num_classes, **kwargs), HEADS[head](num_classes, **dict(head_kwargs or {})))
+    return from_flax(module, shape, head_name="head/classifier", extras=True)
 
 
 register_model("small_cnn")(lambda num_classes, **kw: SmallCNN(num_classes, **kw))

@@ -12,15 +12,20 @@ from oodjax.models._types import Model, from_flax
 
 
 class SmallCNN(nn.Module):
-    """3x3 conv + ReLU stages (max-pool between them), global average pool, dense features, head."""
+    """3x3 conv + ReLU stages (max-pool between them), global average pool, dense features, head.
+
+    dropout: rate of the dropout on the features before the head (0: none; training mode only,
+    unless mc_dropout, which keeps it on in evaluation too: Gal & Ghahramani's MC-dropout).
+    """
 
     num_classes: int
     widths: Sequence[int] = (32, 64, 128)
     feature_dim: int = 128
+    dropout: float = 0.0
+    mc_dropout: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
-        del train  # no dropout or batch norm
         for i, width in enumerate(self.widths):
             x = nn.relu(nn.Conv(width, (3, 3))(x))
             self.sow("intermediates", "maps", x)
@@ -28,7 +33,8 @@ class SmallCNN(nn.Module):
                 x = nn.max_pool(x, (2, 2), strides=(2, 2))
         x = jnp.mean(x, axis=(1, 2))
         features = nn.relu(nn.Dense(self.feature_dim)(x))
-        logits = nn.Dense(self.num_classes, name="head")(features)
+        dropped = nn.Dropout(self.dropout, deterministic=not (train or self.mc_dropout))(features)
+        logits = nn.Dense(self.num_classes, name="head")(dropped)
         return logits, features
 
 

@@ -11,6 +11,7 @@ Adding a scorer is one decorated function::
 """
 
 from oodjax.scores._amp import AMP_SCORES, CALIBRATIONS, TAU_REDUCTIONS, amp, amp_logits, anchor_temperature, calibrate
+from oodjax.scores._flow import FLOW_INPUTS
 from oodjax.scores._features import (
     clipped_l1,
     feature_norm_energy,
@@ -30,6 +31,7 @@ from oodjax.scores._logits import energy, entropy, fit_kl_matching, kl_matching,
 from oodjax.scores._mahalanobis import MahalanobisState, fit_mahalanobis, mahalanobis
 from oodjax.scores._odin import ODIN_EPSILONS, ODIN_TEMPERATURES, OdinState, odin, odin_direction, tune_odin
 from oodjax.scores._registry import get, names, register, stateless
+from oodjax.scores._training import TRAINING_SCORERS, max_sigmoid, vib_log_confidence
 from oodjax.scores._types import FitData, Head, ModelOutputs, Scorer
 from oodjax.scores._uncertainty import (
     ENSEMBLE_MEASURES, confidence, entropy_of_expected, epkl, expected_entropy, log_mean_softmax, mkl,
@@ -37,10 +39,14 @@ from oodjax.scores._uncertainty import (
 )
 from oodjax.scores._vim import VimState, default_vim_dim, fit_vim, vim
 
-# Scorers that read ModelOutputs.samples: they need an anchored model or an ensemble.
+# Scorers that read ModelOutputs.samples: they need an anchored model, an ensemble or MC-dropout.
 SAMPLE_SCORERS: tuple[str, ...] = (*AMP_SCORES, "amp_tau", *ENSEMBLE_MEASURES)
+# Scorers not run on a plain classifier by default: the training-time detectors (they need their
+# objective's model) and the flows (trained per run; configure them explicitly).
+SPECIAL_SCORERS: tuple[str, ...] = (*SAMPLE_SCORERS, *TRAINING_SCORERS, "flow")
 
 __all__ = [
+    "FLOW_INPUTS", "SPECIAL_SCORERS", "TRAINING_SCORERS", "max_sigmoid", "vib_log_confidence",
     "ENSEMBLE_MEASURES", "SAMPLE_SCORERS", "confidence", "entropy_of_expected", "epkl", "expected_entropy",
     "log_mean_softmax", "mkl", "mutual_information",
     "AMP_SCORES", "CALIBRATIONS", "TAU_REDUCTIONS", "amp", "amp_logits", "anchor_temperature", "calibrate",

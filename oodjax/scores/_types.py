@@ -19,6 +19,8 @@ class ModelOutputs(NamedTuple):
     maps: the intermediate maps reduced by the scorer's `map_reduce` (Gram), or None.
     samples: (N, K, C) logits of K predictions of each input (K anchors for AMP, K ensemble members),
       which `logits` combines (AMP: their mean; an ensemble: log of the mean softmax); or None.
+    extras: {name: (N, ...)} extra named outputs of a head variant (BINC's "binary_logits", VIB's
+      "kl"), or None.
     """
 
     logits: jax.Array
@@ -26,6 +28,7 @@ class ModelOutputs(NamedTuple):
     inputs: jax.Array | None = None
     maps: Any = None
     samples: jax.Array | None = None
+    extras: Mapping[str, jax.Array] | None = None
 
 
 class Head(NamedTuple):
@@ -51,6 +54,8 @@ class FitData(NamedTuple):
     input_std: (C_in,) per-channel std of the input normalization (ODIN's step is divided by it).
     apply_fn: a hashable function (variables, x) -> logits, for scorers that differentiate with
       respect to the weights (GRODIN), with `variables`; or None.
+    outliers: model outputs (inputs included) on a designated auxiliary OOD set, disjoint from the
+      test OOD sets, for scorers trained to push OOD data away (a flow's OOD term), or None.
     """
 
     train: ModelOutputs
@@ -62,6 +67,7 @@ class FitData(NamedTuple):
     input_std: tuple[float, ...] | None = None
     apply_fn: Callable[[Any, jax.Array], jax.Array] | None = None
     variables: Any = None
+    outliers: ModelOutputs | None = None
 
 
 class Scorer(NamedTuple):

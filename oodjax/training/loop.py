@@ -10,6 +10,7 @@ again with the same `workdir` resumes from the last checkpoint and ends with ide
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +27,7 @@ from tqdm.auto import tqdm
 
 from oodjax.models import Model, Variables
 from oodjax.training.augment import random_crop_flip
+from oodjax.training.objectives import CrossEntropy, Objective, TrainOutputs
 from oodjax.training.schedules import get_schedule
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -91,7 +93,8 @@ InputTransform = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]  # (key,
 
 
 def _check_inputs(model: Model, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, n_dev: int,
-                  input_transform: InputTransform | None) -> int:
+                  input_transform: InputTransform | None, objective: Objective, outliers: np.ndarray | None,
+                  outlier_batch_size: int) -> int:
     shape = images.shape[1:]
     if input_transform is not None:
         x = jax.ShapeDtypeStruct((cfg.batch_size, *shape), jnp.float32)
@@ -113,18 +116,39 @@ def _check_inputs(model: Model, images: np.ndarray, labels: np.ndarray, cfg: Tra
         raise ValueError(f"compute_dtype must be one of {sorted(COMPUTE_DTYPES)}, got {cfg.compute_dtype!r}")
     if cfg.batch_size % n_dev:
         raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {n_dev} devices of the mesh")
+    if objective.uses_outliers != (outliers is not None):
+        raise ValueError(f"{objective} {'needs' if objective.uses_outliers else 'does not use'} an outlier "
+                         f"stream, but outliers {'were not' if outliers is None else 'were'} given")
+    if outliers is not None:
+        if outliers.shape[1:] != images.shape[1:]:
+            raise ValueError(f"outliers have shape {outliers.shape[1:]}, the images {images.shape[1:]}")
+        if not 0 < outlier_batch_size <= outliers.shape[0] or outlier_batch_size % n_dev:
+            raise ValueError(f"outlier_batch_size must be in [1, {outliers.shape[0]}] and divisible by {n_dev} "
+                             f"devices, got {outlier_batch_size}")
     steps_per_epoch = images.shape[0] // cfg.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {cfg.batch_size} is larger than the {images.shape[0]} training images")
     return steps_per_epoch
 
 
+def _digest(tree: Any) -> str:
+    h = hashlib.sha1()
+    for leaf in jax.tree_util.tree_leaves(tree):
+        h.update(np.asarray(leaf).tobytes())
+    return h.hexdigest()
+
+
 def _fingerprint(cfg: TrainConfig, images: np.ndarray, labels: np.ndarray, key: jax.Array,
-                 input_transform: InputTransform | None) -> dict:
-    """What must match for a workdir's checkpoint to belong to this run."""
+                 input_transform: InputTransform | None, objective: Objective, outliers: np.ndarray | None,
+                 outlier_batch_size: int, init_variables: Variables | None) -> dict:
+    """What must match for a workdir's checkpoint to belong to this run (the defaults add nothing,
+    so plain runs keep their identity)."""
     return json.loads(json.dumps({
         "config": dataclasses.asdict(cfg),
         **({"input_transform": repr(input_transform)} if input_transform is not None else {}),
+        **({"objective": repr(objective)} if objective != CrossEntropy() else {}),
+        **({"outliers": [list(outliers.shape), _digest(outliers), outlier_batch_size]} if outliers is not None else {}),
+        **({"init_variables": _digest(init_variables)} if init_variables is not None else {}),
         "images": [list(images.shape), float(np.asarray(images, np.float64).sum())],
         "labels": int(np.asarray(labels, np.int64).sum()),
         "key": np.asarray(jax.random.key_data(key)).tolist(),
@@ -143,6 +167,10 @@ def train(
     progress: bool = True,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     input_transform: InputTransform | None = None,
+    objective: Objective = CrossEntropy(),
+    outliers: np.ndarray | None = None,
+    outlier_batch_size: int | None = None,
+    init_variables: Variables | None = None,
 ) -> TrainResult:
     """Trains `model` from `model.init` on (N, H, W, C) images and (N,) integer labels.
 
@@ -151,17 +179,26 @@ def train(
     on_step: called as on_step(step, metrics) after every step (for callbacks and tests).
     input_transform: (key, x, step) -> model input, applied inside the jitted step after the
       augmentation (e.g. `oodjax.anchoring.AnchoredTraining()`); its repr is part of the run's identity.
+    objective: the loss (`training.objectives`: CrossEntropy, BIN, BINC, VIB, EnergyOE), called on the
+      training-mode outputs; its repr is part of the run's identity.
+    outliers: (M, H, W, C) auxiliary OOD images for objectives with outlier exposure; each step draws
+      outlier_batch_size of them (default: batch_size) without replacement, a pure function of
+      (key, step), and runs them through the model in the same batch as the ID images.
+    init_variables: start from these variables (fine-tuning) instead of model.init.
     Returns the trained variables and the log records.
     """
     mesh = mesh or batch_mesh()
     n_dev = mesh.devices.size
-    steps_per_epoch = _check_inputs(model, images, labels, cfg, n_dev, input_transform)
+    outlier_batch_size = outlier_batch_size or cfg.batch_size
+    steps_per_epoch = _check_inputs(model, images, labels, cfg, n_dev, input_transform, objective, outliers,
+                                    outlier_batch_size)
     total_steps = cfg.epochs * steps_per_epoch
     init_key, data_key, step_key = jax.random.split(key, 3)
+    outlier_key = jax.random.fold_in(data_key, 2**31 - 1)  # epochs never reach it
     replicated = NamedSharding(mesh, PartitionSpec())
     batch_sharded = NamedSharding(mesh, PartitionSpec("batch"))
 
-    variables = model.init(init_key)
+    variables = model.init(init_key) if init_variables is None else init_variables
     params = variables["params"]
     tx = make_optimizer(cfg, steps_per_epoch)
     state = TrainState(
@@ -174,7 +211,8 @@ def train(
     if workdir is not None:
         workdir = Path(workdir).absolute()
         workdir.mkdir(parents=True, exist_ok=True)
-        fingerprint = _fingerprint(cfg, images, labels, key, input_transform)
+        fingerprint = _fingerprint(cfg, images, labels, key, input_transform, objective, outliers,
+                                   outlier_batch_size, init_variables)
         fp_path = workdir / "train_run.json"
         if fp_path.exists() and json.loads(fp_path.read_text()) != fingerprint:
             raise ValueError(
@@ -198,8 +236,12 @@ def train(
     compute_dtype = COMPUTE_DTYPES[cfg.compute_dtype]
 
     @jax.jit
-    def train_step(state: TrainState, x: jax.Array, y: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+    def train_step(state: TrainState, x: jax.Array, y: jax.Array, x_ood: jax.Array | None
+                   ) -> tuple[TrainState, dict[str, jax.Array]]:
         k_aug, k_drop = jax.random.split(jax.random.fold_in(step_key, state.step))
+        n = x.shape[0]
+        if x_ood is not None:  # one forward pass over ID and outliers (shared batch statistics)
+            x = jnp.concatenate([x, x_ood])
         if cfg.augment:
             x = random_crop_flip(k_aug, x)
         if input_transform is not None:
@@ -207,19 +249,21 @@ def train(
 
         def loss_fn(params):
             cast = jax.tree.map(lambda p: p.astype(compute_dtype), params)
-            (logits, _), updates = model.train_apply(
+            (logits, features, extras), updates = model.train_apply(
                 {"params": cast, **state.model_state}, x.astype(compute_dtype), k_drop
             )
-            logits = logits.astype(jnp.float32)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), (logits, updates)
+            out = jax.tree.map(lambda a: a.astype(jnp.float32), TrainOutputs(logits, features, extras))
+            ood = jax.tree.map(lambda a: a[n:], out) if x_ood is not None else None
+            loss, parts = objective(jax.tree.map(lambda a: a[:n], out), y, ood)
+            return loss, (out.logits[:n], parts, updates)
 
-        (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        (loss, (logits, parts, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, state.params)
         upd, opt_state = tx.update(grads, state.opt_state, state.params)
         model_state = {**state.model_state, **jax.tree.map(lambda u: u.astype(jnp.float32), updates)}
         new = TrainState(state.step + 1, optax.apply_updates(state.params, upd), model_state, opt_state)
         acc = jnp.mean((jnp.argmax(logits, -1) == y).astype(jnp.float32))
-        return new, {"loss": loss, "accuracy": acc}
+        return new, {"loss": loss, "accuracy": acc, **parts}
 
     def write(record: dict[str, float]) -> None:
         log.append(record)
@@ -238,7 +282,12 @@ def train(
         idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
         x = jax.device_put(images[idx], batch_sharded)
         y = jax.device_put(labels[idx], batch_sharded)
-        state, m = train_step(state, x, y)
+        x_ood = None
+        if outliers is not None:
+            rng = np.random.default_rng([*np.asarray(jax.random.key_data(outlier_key)).tolist(), s])
+            x_ood = jax.device_put(outliers[rng.choice(outliers.shape[0], outlier_batch_size, replace=False)],
+                                   batch_sharded)
+        state, m = train_step(state, x, y, x_ood)
         step = s + 1
         if on_step is not None or step % cfg.log_every == 0 or i == steps_per_epoch - 1:
             m = {k: float(v) for k, v in m.items()}

@@ -1,0 +1,64 @@
+"""Papers 003 and 004 baselines side by side: MSP, ODIN, energy, RealNVP likelihoods (pixels with
+checkerboard masks, + the OOD-likelihood term, + cyclic masks, + a bottleneck; embeddings, +
+the OOD term), energy-bounded fine-tuning with outlier exposure, MC-dropout and a deep ensemble
+(the six uncertainty measures of paper 004).
+
+The outlier exposure and the flows' OOD term use a designated auxiliary set disjoint from the test
+sets: on the embedded suite, crops of scikit-image photos no test set uses
+(`data.auxiliary_outliers`).
+
+Variants:
+  default  the embedded suite's far OOD sets on a CPU (6 small CNNs of one epoch, 6 flows of 500 steps)
+  small    fewer images and steps, for smoke tests
+  cifar10  GPU/TPU: CIFAR-10 via tfds with WRN-40-2, OE fine-tuning (10 epochs, lr 0.001, cosine;
+           Liu et al.'s lambda 0.1, m_in -25, m_out -7) on the folder $OODJAX_OOD_ROOT/300K_random_images.
+
+    python -m experiments.run experiments/configs/uncertainty.py
+"""
+
+import dataclasses
+import os
+
+from oodjax import data
+from oodjax.experiment import BenchmarkConfig, EmbeddedConfig, OODSpec
+from oodjax.methods import MethodsConfig, uncertainty_methods
+from oodjax.training import EnergyOE, TrainConfig
+
+TITLE = "Papers 003/004: likelihood, energy with outlier exposure, MC-dropout and ensembles (ID positive)"
+
+
+def get_config(variant: str = "default") -> MethodsConfig:
+    if variant in ("default", "small"):
+        base = EmbeddedConfig(
+            name="uncertainty", test_size=2000, near_ood_classes=None, resize_sets=False, corruptions=(),
+            train=TrainConfig(epochs=1, batch_size=64, learning_rate=0.05, checkpoint_every=200), amp=None,
+            ood_test_size=400,
+        )
+        finetune = TrainConfig(epochs=1, batch_size=64, learning_rate=0.005)
+        # Small CNN on Fashion-MNIST: ID energies sit around -8, not -25 as for a CIFAR WRN.
+        oe = EnergyOE(lam=0.1, m_in=-12.0, m_out=-4.0)
+        noise = 1.0 / (256 * float(data.STD))  # one 8-bit level of the normalized pixels
+        methods = uncertainty_methods(flow_steps=500, flow_hidden=128, pixel_noise=noise, finetune=finetune, oe=oe)
+        if variant == "small":
+            base = dataclasses.replace(base, name="uncertainty_small", train_size=4096, val_size=1000, fit_size=1000,
+                                       far_sets=("digits", "textures", "gaussian_noise"),
+                                       train=TrainConfig(epochs=2, batch_size=64, learning_rate=0.05))
+            methods = uncertainty_methods(flow_steps=200, flow_hidden=64, pixel_noise=noise, finetune=finetune, oe=oe, members=2,
+                                          mc_samples=4)
+        methods["baseline"].scorers["ODIN"] = ("odin", {"tune_size": 100, "temperatures": (1.0, 10.0, 100.0, 1000.0),
+                                                        "epsilons": (0.0, 0.001, 0.002, 0.004)})
+        return MethodsConfig(base=base, methods=methods, name=base.name, outliers=OODSpec("auxiliary_outliers"),
+                             title=TITLE, metrics=("fpr95", "auroc", "aupr_in", "aupr_out", "fpr95_ood_positive"))
+    if variant == "cifar10":
+        root = os.environ.get("OODJAX_OOD_ROOT", "data/ood")
+        base = BenchmarkConfig(
+            name="uncertainty_cifar10", id_dataset="cifar10", model="wrn40_2",
+            ood=(OODSpec("svhn"), OODSpec("dtd"), OODSpec("places365"), OODSpec("gaussian_noise")),
+        )
+        methods = uncertainty_methods(finetune=TrainConfig(epochs=10, batch_size=128, learning_rate=0.001,
+                                                           augment=True), dropout=0.3, members=5)
+        return MethodsConfig(base=base, methods=methods, name=base.name,
+                             outliers=OODSpec("300K random images", folder=os.path.join(root, "300K_random_images")),
+                             outlier_size=300000, title=TITLE,
+                             metrics=("fpr95", "auroc", "aupr_in", "aupr_out", "fpr95_ood_positive"))
+    raise ValueError(f"unknown variant {variant!r}; choose 'default', 'small' or 'cifar10'")

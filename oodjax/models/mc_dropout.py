@@ -1,0 +1,38 @@
+"""MC-dropout (Gal & Ghahramani 2016; paper 004's uncertainty baseline) as one `Model`."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from oodjax.models._types import Model, Variables
+from oodjax.scores import log_mean_softmax
+
+
+def mc_dropout(model: Model, num_samples: int, key: jax.Array) -> Model:
+    """K = num_samples stochastic forward passes of a model with dropout (e.g.
+    `models.get("small_cnn", ..., dropout=0.3)`), batch statistics frozen.
+
+    The K dropout keys are drawn once from `key`, so scores are deterministic. samples(variables,
+    x) -> (log of the mean softmax (N, C), mean features, the K logits (N, K, C)): one vmap over
+    the keys; the `ens_*` measures read them. K >= 2.
+    """
+    if model.dropout_apply is None:
+        raise ValueError("this model has no dropout to keep on at evaluation (mc_dropout needs a module with a "
+                         "`mc_dropout` attribute: small_cnn or a wrn, built with dropout > 0)")
+    if num_samples < 2:
+        raise ValueError(f"MC-dropout needs num_samples >= 2 (its measures use a spread), got {num_samples}")
+    keys = jax.random.split(key, num_samples)
+
+    def samples(variables: Variables, x: jax.Array):
+        logits, features = jax.vmap(lambda k: model.dropout_apply(variables, x, k))(keys)  # (K, N, C), (K, N, D)
+        samples = jnp.swapaxes(logits, 0, 1)
+        return log_mean_softmax(samples), jnp.mean(features, axis=0), samples
+
+    def apply(variables: Variables, x: jax.Array, train: bool = False):
+        return model.apply(variables, x, train=True) if train else samples(variables, x)[:2]
+
+    def no_maps(*_args, **_kw):
+        raise ValueError("an MC-dropout model has no single set of intermediate maps")
+
+    return model._replace(apply=apply, maps=no_maps, samples=samples)
