@@ -26,12 +26,16 @@ from oodjax.experiment import (
     BenchmarkConfig, Data, EmbeddedConfig, OODSpec, ScorerSpec, _train_dir, benchmark_data, embedded_data,
 )
 from oodjax.plots import write_plots
+from oodjax.scores import ENSEMBLE_MEASURES
 from oodjax.training import BIN, BINC, VIB, CrossEntropy, EnergyOE, Objective, TrainConfig, train
 
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-    """head / head_kwargs: a head variant of models.HEADS ("binc", "vib", "viby") or None.
+    """One training-time method: how its model is built and trained, and what scores it.
+
+    scorers: {label: (registered scorer, hyper-parameters)} read off the trained model.
+    head / head_kwargs: a head variant of models.HEADS ("binc", "vib", "viby") or None.
     objective: the loss. model_kwargs: for the backbone (e.g. {"dropout": 0.3}).
     members: >= 2 trains that many models from different keys, scored as a deep ensemble.
     mc_samples: >= 2 scores the model as MC-dropout with that many dropout masks.
@@ -78,25 +82,24 @@ def survey_methods(odin: Mapping[str, Any] | None = None) -> dict[str, Method]:
 
 
 def _ensemble_scorers(prefix: str) -> dict[str, tuple[str, dict]]:
-    from oodjax.scores import ENSEMBLE_MEASURES
     return {f"{prefix} {name.removeprefix('ens_')}": (name, {}) for name in ENSEMBLE_MEASURES}
 
 
 def uncertainty_methods(flow_steps: int = 1000, flow_hidden: int = 256, pixel_noise: float = 1.0 / 256,
                         finetune: TrainConfig | None = None,
-                        oe: EnergyOE = EnergyOE(), dropout: float = 0.3, members: int = 3, mc_samples: int = 10
-                        ) -> dict[str, Method]:
+                        oe: EnergyOE = EnergyOE(), dropout: float = 0.3, members: int = 3, mc_samples: int = 10,
+                        odin: Mapping[str, Any] | None = None) -> dict[str, Method]:
     """Papers 003 and 004: MSP, ODIN, energy and RealNVP likelihoods (pixels with checkerboard
     masks; + the OOD term; + cyclic masks; + a bottleneck; embeddings; embeddings + the OOD term)
     on a softmax model; that model fine-tuned with energy-bounded outlier exposure; MC-dropout and
     a deep ensemble with the six uncertainty measures. pixel_noise: dequantization in the units of
-    the normalized inputs."""
+    the normalized inputs; odin: ODIN's hyper-parameters (default: the papers' grid)."""
     pixels = {"on": "pixels", "steps": flow_steps, "hidden": flow_hidden, "dequantize": pixel_noise}
     embeds = {"on": "features", "steps": flow_steps, "hidden": flow_hidden}
     ood = {"ood_weight": 1.0}
     return {
         "baseline": Method({
-            "MSP": ("msp", {}), "ODIN": ("odin", {}), "Energy": ("energy", {}),
+            "MSP": ("msp", {}), "ODIN": ("odin", dict(odin or {})), "Energy": ("energy", {}),
             "Flow pixels": ("flow", pixels), "Flow pixels +OOD": ("flow", {**pixels, **ood}),
             "Flow pixels +OOD cyclic": ("flow", {**pixels, **ood, "mask": "cyclic"}),
             "Flow pixels bottleneck": ("flow", {**pixels, "bottleneck": 16}),

@@ -18,8 +18,6 @@ Inputs are first standardized with fixed statistics (part of the log-det).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -121,6 +119,3 @@ def flow_log_prob(flow: RealNVP, params, mean: jax.Array, std: jax.Array, x: jax
     z, log_det = flow.apply({"params": params}, u)
     return standard_normal_log_prob(z) + log_det - jnp.sum(jnp.log(std))
 
-
-def flow_dims(shape: Sequence[int]) -> int:
-    return int(np.prod(shape))
