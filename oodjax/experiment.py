@@ -404,17 +404,24 @@ class AMPAblationConfig:
     results_dir: str = "results"
 
 
+def base_data(base: EmbeddedConfig | BenchmarkConfig, ood_sets: tuple[str, ...] | None) -> tuple[Data, jax.Array]:
+    """(the data of an ablation's or comparison's base experiment with only the OOD sets named in
+    `ood_sets` (None: all), the key for the runs): shared by the Table 8 and methods runners."""
+    k_data, k_run = jax.random.split(jax.random.key(base.seed))
+    d = embedded_data(base, *jax.random.split(k_data)) if isinstance(base, EmbeddedConfig) else benchmark_data(base, k_data)
+    if ood_sets is not None:
+        missing = set(ood_sets) - {s.name for s in d.ood_sets}
+        if missing:
+            raise ValueError(f"OOD sets {sorted(missing)} are not in the base experiment: {[s.name for s in d.ood_sets]}")
+        d = d._replace(ood_sets=[s for s in d.ood_sets if s.name in ood_sets])
+    return d, k_run
+
+
 def run_amp_ablation(config: AMPAblationConfig) -> dict[str, Any]:
     start = time.time()
     base = config.base
     amp = base.amp or AMPConfig()
-    k_data, k_run = jax.random.split(jax.random.key(base.seed))
-    d = embedded_data(base, *jax.random.split(k_data)) if isinstance(base, EmbeddedConfig) else benchmark_data(base, k_data)
-    if config.ood_sets is not None:
-        missing = set(config.ood_sets) - {s.name for s in d.ood_sets}
-        if missing:
-            raise ValueError(f"OOD sets {sorted(missing)} are not in the base experiment: {[s.name for s in d.ood_sets]}")
-        d = d._replace(ood_sets=[s for s in d.ood_sets if s.name in config.ood_sets])
+    d, k_run = base_data(base, config.ood_sets)
     (x_tr, y_tr), (x_te, y_te) = d.train_xy, d.test_xy
     h, _, c = x_tr.shape[1:]
     net = get_model(base.model, num_classes=int(y_tr.max()) + 1, in_channels=2 * c, image_size=h,

@@ -22,9 +22,7 @@ import numpy as np
 from oodjax import data, metrics, models
 from oodjax.data import ArraySource
 from oodjax.evaluate import EvalResult, build_scorers, evaluate
-from oodjax.experiment import (
-    BenchmarkConfig, Data, EmbeddedConfig, OODSpec, ScorerSpec, _train_dir, benchmark_data, embedded_data,
-)
+from oodjax.experiment import BenchmarkConfig, Data, EmbeddedConfig, OODSpec, ScorerSpec, _train_dir, base_data
 from oodjax.plots import write_plots
 from oodjax.scores import ENSEMBLE_MEASURES
 from oodjax.training import BIN, BINC, VIB, CrossEntropy, EnergyOE, Objective, TrainConfig, train
@@ -167,13 +165,7 @@ def run_methods(config: MethodsConfig) -> dict[str, Any]:
     accuracy.md (top-1 per method), table.csv, metrics.json and plots/."""
     start = time.time()
     base = config.base
-    k_data, k_run = jax.random.split(jax.random.key(base.seed))
-    d = embedded_data(base, *jax.random.split(k_data)) if isinstance(base, EmbeddedConfig) else benchmark_data(base, k_data)
-    if config.ood_sets is not None:
-        missing = set(config.ood_sets) - {s.name for s in d.ood_sets}
-        if missing:
-            raise ValueError(f"OOD sets {sorted(missing)} are not in the base experiment: {[s.name for s in d.ood_sets]}")
-        d = d._replace(ood_sets=[s for s in d.ood_sets if s.name in config.ood_sets])
+    d, k_run = base_data(base, config.ood_sets)
     outliers = _outliers(config, d)
     (x_tr, y_tr), (x_te, y_te) = d.train_xy, d.test_xy
     h, _, c = x_tr.shape[1:]
