@@ -277,15 +277,22 @@ FIG5_SCORERS = ("amp", "amp_tau_mean", "amp_msp", "amp_energy", "amp_entropy", "
 TABLE7_SCORERS = ("msp", "energy", "gram", "amp", "amp_tau_mean")
 
 
+def merged_scores(results: list[tuple[str, EvalResult]]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """scorer -> OOD set -> (ID scores, OOD scores) over several evaluated models, for the plots."""
+    out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    for _, result in results:
+        for k, v in result.scores.items():
+            out.setdefault(k, {}).update(v)
+    return out
+
+
 def write_results(config: Any, results: list[tuple[str, EvalResult]], start: float) -> dict[str, Any]:
     """Writes results_dir/name/{summary.md, table.md, table.csv, metrics.json (a list of records),
     run.json, plots/} (+ paper-000 views with AMP: table7.md, Fig. 5 plots) and returns
     {'id_accuracy', 'id_accuracies', 'records', 'summary', 'out_dir', 'seconds'}."""
-    records, all_scores, accuracies = [], {}, {}
+    records, accuracies, all_scores = [], {}, merged_scores(results)
     for tag, result in results:
         records.extend(result.records)
-        for k, v in result.scores.items():
-            all_scores.setdefault(k, {}).update(v)
         accuracies[tag] = result.id_accuracy
     out_dir = Path(config.results_dir) / config.name
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ import numpy as np
 from oodjax import data, metrics, models
 from oodjax.data import ArraySource
 from oodjax.evaluate import EvalResult, build_scorers, evaluate
-from oodjax.experiment import BenchmarkConfig, Data, EmbeddedConfig, OODSpec, ScorerSpec, _train_dir, base_data
+from oodjax.experiment import BenchmarkConfig, Data, EmbeddedConfig, OODSpec, ScorerSpec, _train_dir, base_data, merged_scores
 from oodjax.plots import write_plots
 from oodjax.scores import ENSEMBLE_MEASURES
 from oodjax.training import BIN, BINC, VIB, CrossEntropy, EnergyOE, Objective, TrainConfig, train
@@ -226,11 +226,7 @@ def write_methods_results(config: MethodsConfig, results: list[tuple[str, EvalRe
     (out_dir / "run.json").write_text(json.dumps(
         {"config": dataclasses.asdict(config), "id_accuracies": accuracies, "seconds": seconds}, indent=1, default=str))
     if config.base.plots:
-        all_scores: dict[str, Any] = {}
-        for _, res in results:
-            for k, v in res.scores.items():
-                all_scores.setdefault(k, {}).update(v)
-        write_plots(all_scores, records, out_dir / "plots")
+        write_plots(merged_scores(results), records, out_dir / "plots")
     return {"summary": summary, "records": records, "out_dir": out_dir, "seconds": seconds, "id_accuracies": accuracies}
 
 

@@ -108,6 +108,8 @@ def test_flow_config_and_scorer_errors():
     out = ModelOutputs(jnp.zeros((20, 3)), jnp.asarray(np.random.default_rng(0).normal(size=(20, 4)), jnp.float32))
     with pytest.raises(ValueError, match="auxiliary OOD set"):
         scores.get("flow", ood_weight=1.0).fit(FitData(train=out, val=out, key=jax.random.key(0)))
+    with pytest.raises(ValueError, match="FitData.key"):
+        scores.get("flow").fit(FitData(train=out, val=out))
 
 
 def test_flow_scorer_ranks_id_above_far_data():

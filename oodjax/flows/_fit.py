@@ -106,17 +106,18 @@ def fit_flow(x: np.ndarray, cfg: FlowConfig, *, key: jax.Array, outliers: np.nda
         return loss
 
     @jax.jit
-    def step(params, opt_state, xb, kb):
-        loss, grads = jax.value_and_grad(loss_fn)(params, xb, kb)
+    def step(params, opt_state, xb, s):
+        loss, grads = jax.value_and_grad(loss_fn)(params, xb, jax.random.fold_in(k_noise, s))
         with jax.numpy_dtype_promotion("standard"):  # optax's Adam bias correction: python float ** int32 count
             updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
     n, bs = flat.shape[0], min(cfg.batch_size, flat.shape[0])
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(k_data)).tolist())
     bar = tqdm(range(cfg.steps), desc=f"fit flow ({cfg.mask})", disable=not progress, dynamic_ncols=True)
     for s in bar:
-        idx = np.asarray(jax.random.choice(jax.random.fold_in(k_data, s), n, (bs,), replace=False))
-        params, opt_state, loss = step(params, opt_state, jnp.asarray(flat[idx]), jax.random.fold_in(k_noise, s))
+        idx = rng.choice(n, bs, replace=False)
+        params, opt_state, loss = step(params, opt_state, jnp.asarray(flat[idx]), s)
         if s % 100 == 0:
             loss = float(loss)
             if not np.isfinite(loss):

@@ -21,6 +21,13 @@ def stack_members(members: Sequence[Variables]) -> Variables:
     return {MEMBERS: jax.tree.map(lambda *a: jnp.stack(a), *members)}
 
 
+def combine_predictions(logits: jax.Array, features: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """K stacked predictions (K, N, C) and features (K, N, D) -> (log of the mean softmax (N, C),
+    mean features (N, D), the K logits as samples (N, K, C))."""
+    samples = jnp.swapaxes(logits, 0, 1)
+    return log_mean_softmax(samples), jnp.mean(features, axis=0), samples
+
+
 def ensemble(model: Model) -> Model:
     """The ensemble of K copies of `model`, with variables from `stack_members`.
 
@@ -35,9 +42,7 @@ def ensemble(model: Model) -> Model:
         return variables[MEMBERS]
 
     def samples(variables: Variables, x: jax.Array):
-        logits, features = jax.vmap(lambda v: model.apply(v, x))(members(variables))  # (K, N, C), (K, N, D)
-        samples = jnp.swapaxes(logits, 0, 1)
-        return log_mean_softmax(samples), jnp.mean(features, axis=0), samples
+        return combine_predictions(*jax.vmap(lambda v: model.apply(v, x))(members(variables)))
 
     def apply(variables: Variables, x: jax.Array, train: bool = False):
         if train:

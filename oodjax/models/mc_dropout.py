@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from oodjax.models._types import Model, Variables
-from oodjax.scores import log_mean_softmax
+from oodjax.models.ensemble import combine_predictions
 
 
 def mc_dropout(model: Model, num_samples: int, key: jax.Array) -> Model:
@@ -25,9 +24,7 @@ def mc_dropout(model: Model, num_samples: int, key: jax.Array) -> Model:
     keys = jax.random.split(key, num_samples)
 
     def samples(variables: Variables, x: jax.Array):
-        logits, features = jax.vmap(lambda k: model.dropout_apply(variables, x, k))(keys)  # (K, N, C), (K, N, D)
-        samples = jnp.swapaxes(logits, 0, 1)
-        return log_mean_softmax(samples), jnp.mean(features, axis=0), samples
+        return combine_predictions(*jax.vmap(lambda k: model.dropout_apply(variables, x, k))(keys))
 
     def apply(variables: Variables, x: jax.Array, train: bool = False):
         return model.apply(variables, x, train=True) if train else samples(variables, x)[:2]

@@ -45,8 +45,9 @@ def _flow(on: str = "features", progress: bool = False, **config: Any) -> Scorer
             if data.outliers is None:
                 raise ValueError("flow with ood_weight > 0 needs an auxiliary OOD set: evaluate(..., outliers=...)")
             outliers = np.asarray(_view(data.outliers, on))
-        key = data.key if data.key is not None else jax.random.key(0)
-        return fit_flow(np.asarray(_view(data.val, on)), cfg, key=key, outliers=outliers, progress=progress)
+        if data.key is None:
+            raise ValueError("flow draws its batches and initial weights from FitData.key: pass one")
+        return fit_flow(np.asarray(_view(data.val, on)), cfg, key=data.key, outliers=outliers, progress=progress)
 
     def score(state: FlowState, out: ModelOutputs) -> jax.Array:
         x = _view(out, on)

@@ -194,7 +194,8 @@ def train(
                                     outlier_batch_size)
     total_steps = cfg.epochs * steps_per_epoch
     init_key, data_key, step_key = jax.random.split(key, 3)
-    outlier_key = jax.random.fold_in(data_key, 2**31 - 1)  # epochs never reach it
+    # The outlier draws' seed (fold_in data 2**31 - 1: the epochs never reach it).
+    outlier_seed = np.asarray(jax.random.key_data(jax.random.fold_in(data_key, 2**31 - 1))).tolist()
     replicated = NamedSharding(mesh, PartitionSpec())
     batch_sharded = NamedSharding(mesh, PartitionSpec("batch"))
 
@@ -284,7 +285,7 @@ def train(
         y = jax.device_put(labels[idx], batch_sharded)
         x_ood = None
         if outliers is not None:
-            rng = np.random.default_rng([*np.asarray(jax.random.key_data(outlier_key)).tolist(), s])
+            rng = np.random.default_rng([*outlier_seed, s])
             x_ood = jax.device_put(outliers[rng.choice(outliers.shape[0], outlier_batch_size, replace=False)],
                                    batch_sharded)
         state, m = train_step(state, x, y, x_ood)
