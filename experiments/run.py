@@ -1,8 +1,7 @@
 """Runs an experiment config: `python -m experiments.run experiments/configs/embedded.py [--variant small]`.
 
-The config file's get_config(variant) returns an EmbeddedConfig, a BenchmarkConfig, an
-AMPAblationConfig (oodjax.experiment) or a MethodsConfig (oodjax.methods); RUNNERS maps each type
-to the function that runs it.
+The config file's get_config(variant) returns an `oodjax.experiment.Experiment`; this calls
+`oodjax.experiment.run` on it and prints the summary.
 """
 
 from __future__ import annotations
@@ -23,15 +22,13 @@ def load_config(path: str, variant: str):
     return module.get_config(variant)
 
 
-def _override(config, **values):
-    """Sets data_dir / results_dir on a config (and on the base of an ablation config)."""
-    values = {k: v for k, v in values.items() if v}
-    if not values:
-        return config
-    if hasattr(config, "base"):
-        config = dataclasses.replace(config, base=_override(config.base, **values))
-        values.pop("data_dir", None)
-    return dataclasses.replace(config, **{k: v for k, v in values.items() if hasattr(config, k)})
+def with_dirs(exp, data_dir: str | None = None, results_dir: str | None = None):
+    """The experiment with its data's data_dir and its results_dir set (None: unchanged)."""
+    if data_dir:
+        exp = dataclasses.replace(exp, data=dataclasses.replace(exp.data, data_dir=data_dir))
+    if results_dir:
+        exp = dataclasses.replace(exp, results_dir=results_dir)
+    return exp
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,16 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", default=None)
     args = parser.parse_args(argv)
 
-    from oodjax import experiment, methods
+    from oodjax.experiment import Experiment, run
 
-    RUNNERS = {**experiment.RUNNERS, **methods.RUNNERS}
-
-    config = _override(load_config(args.config, args.variant), data_dir=args.data_dir, results_dir=args.results_dir)
-    if type(config) not in RUNNERS:
-        raise SystemExit(f"{args.config}: get_config returned a {type(config).__name__}; known: "
-                         f"{', '.join(t.__name__ for t in RUNNERS)}")
+    exp = with_dirs(load_config(args.config, args.variant), args.data_dir, args.results_dir)
+    if not isinstance(exp, Experiment):
+        raise SystemExit(f"{args.config}: get_config returned a {type(exp).__name__}, not an oodjax.experiment.Experiment")
     try:
-        result = RUNNERS[type(config)](config)
+        result = run(exp)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

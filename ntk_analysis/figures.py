@@ -199,7 +199,7 @@ def empirical(out_dir: Path, key: jax.Array, n: int = 48, train_size: int = 5000
     images: at initialization and trained, plain (x) versus anchored ([c, x - c] for `anchors`
     training anchors c), each trained on `train_size` images for `epochs` epochs."""
     from oodjax import data, models
-    from oodjax.experiment import normalize
+    from oodjax.data import normalize
 
     x_tr, y_tr = data.load_fashion_mnist("train", data_dir)
     x_te, _ = data.load_fashion_mnist("test", data_dir)

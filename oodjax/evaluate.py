@@ -1,16 +1,18 @@
 """Evaluation pipeline: one call scores an ID test set against many OOD sets with many scorers.
 
-Outputs are computed in batches; fit and validation data are held in memory (they are subsets),
-the test sets are streamed and only their scores are kept. Scorers that tune on OOD data (ODIN)
-tune on each OOD set's validation split and are reported on its test split.
+Only what the chosen scorers need is computed (the union of their `needs`): intermediate maps,
+K-sample predictions, extra outputs, kept inputs, fit / validation / outlier outputs. A scorer
+whose needs the model and the data cannot meet is an error before anything runs. Outputs are
+computed in batches; fit and validation data are held in memory (they are subsets), the test sets
+are streamed and only their scores are kept. Scorers that tune on OOD data (ODIN, GRODIN) tune on
+each OOD set's validation split and are reported on its test split.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,12 +20,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from oodjax import metrics, scores
+from oodjax import types as T
 from oodjax.data import ArraySource, ImageSource, OODSet
-from oodjax.gradients import logits_of
 from oodjax.models import Model, Variables
-from oodjax.scores import FitData, ModelOutputs, Scorer
+from oodjax.types import FitData, ModelOutputs, Predict, Scorer, check_needs, restrict
 
 Normalizer = Callable[[np.ndarray], np.ndarray]
+ALWAYS = frozenset({T.TRAIN, T.LABELS, T.ID_VAL, T.KEY})  # what the evaluation data always gives
 
 
 @dataclasses.dataclass
@@ -37,6 +40,27 @@ class EvalResult:
     scores: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]
 
 
+class EvalData(NamedTuple):
+    """The images of one evaluation, in [0, 1], and how the model sees them.
+
+    fit_images: (N, H, W, C) training images (a subset is enough); fit_labels: (N,).
+    id_val: ID validation images held out of training; id_test / id_test_labels: the ID test set.
+    ood_sets: the OOD sets (test splits scored; validation splits for the tunable scorers).
+    normalize: pixel [0, 1] -> model input, the same for ID and OOD; input_std: its per-channel std.
+    outliers: a designated auxiliary OOD set (disjoint from ood_sets) for scorers that fit on one.
+    """
+
+    fit_images: np.ndarray
+    fit_labels: np.ndarray
+    id_val: ImageSource
+    id_test: ImageSource
+    ood_sets: Sequence[OODSet]
+    normalize: Normalizer
+    input_std: Sequence[float]
+    id_test_labels: np.ndarray | None = None
+    outliers: ImageSource | None = None
+
+
 def build_scorers(spec: Mapping[str, tuple[str, Mapping[str, Any]]]) -> dict[str, Scorer]:
     """{label: (registered name, hyperparameters)} -> {label: Scorer}."""
     return {label: scores.get(name, **dict(kw)) for label, (name, kw) in spec.items()}
@@ -47,20 +71,35 @@ def pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
     return x if x.shape[0] == rows else np.concatenate([x, np.zeros((rows - x.shape[0], *x.shape[1:]), x.dtype)])
 
 
-class _Runner:
-    """Runs the model batch by batch, with the intermediate maps reduced for the scorers that ask."""
+def data_provides(model: Model, has_outliers: bool) -> frozenset[str]:
+    """What a model and the evaluation data give scorers together."""
+    return model.provides | ALWAYS | ({T.OUTLIERS} if has_outliers else frozenset())
 
-    def __init__(self, model: Model, variables: Variables, scorers: Mapping[str, Scorer],
-                 normalize: Normalizer, batch_size: int):
-        self.variables, self.normalize, self.batch_size = variables, normalize, batch_size
-        self.reducers = {k: jax.jit(s.map_reduce) for k, s in scorers.items() if s.map_reduce is not None}
+
+def check_scorers(scorers: Mapping[str, Scorer], provides: frozenset[str], model_label: str = "model") -> None:
+    """ValueError naming the scorer, the model and the missing names if a scorer's needs are not met."""
+    for label, scorer in scorers.items():
+        check_needs(label, scorer.needs, model_label, provides)
+
+
+class _Runner:
+    """Runs the model batch by batch, computing only what `needs` (the union of the scorers') asks:
+    intermediate maps reduced for the scorers that have a map_reduce, K-sample predictions, extras."""
+
+    def __init__(self, model: Model, variables: Variables, scorers: Mapping[str, Scorer], needs: frozenset[str],
+                 normalize: Normalizer, batch_size: int, predict: Predict):
+        self.variables, self.normalize, self.batch_size, self.predict = variables, normalize, batch_size, predict
+        self.reducers = {k: jax.jit(s.map_reduce) for k, s in scorers.items()
+                         if s.map_reduce is not None and T.MAPS in s.needs}
         self.apply = jax.jit(model.apply)
-        self.maps = jax.jit(model.maps)
-        self.samples = jax.jit(model.samples) if model.samples is not None else None
-        self.extras = jax.jit(model.extras) if model.extras is not None else None
+        self.maps = jax.jit(model.maps) if self.reducers else None
+        self.samples = jax.jit(model.samples) if T.SAMPLES in needs else None
+        wants_extras = any(n.startswith(T.EXTRAS_PREFIX) for n in needs)
+        self.extras = jax.jit(model.extras) if wants_extras else None
+        self.keep_inputs = T.INPUTS in needs
         self.shape = model.input_shape
 
-    def batches(self, source: ImageSource, keep_inputs: bool) -> Iterator[tuple[ModelOutputs, dict[str, Any], int]]:
+    def batches(self, source: ImageSource) -> Iterator[tuple[ModelOutputs, dict[str, Any], int]]:
         """(outputs, reduced maps, n): every batch is padded to batch_size rows (one compiled shape
         per function); only the first n rows are real."""
         for xb in source.batches(self.batch_size):
@@ -69,26 +108,31 @@ class _Runner:
             n = xb.shape[0]
             x = jnp.asarray(pad_rows(self.normalize(xb), self.batch_size))
             reduced, samples, extras = {}, None, None
-            if self.reducers:
+            if self.maps is not None:
                 logits, features, maps = self.maps(self.variables, x)
                 reduced = {k: f(maps) for k, f in self.reducers.items()}
             if self.samples is not None:
                 logits, features, samples = self.samples(self.variables, x)
             elif self.extras is not None:
                 logits, features, extras = self.extras(self.variables, x)
-            elif not self.reducers:
+            elif self.maps is None:
                 logits, features = self.apply(self.variables, x)
-            yield ModelOutputs(logits, features, x if keep_inputs else None, samples=samples, extras=extras), reduced, n
+            out = ModelOutputs(logits, features, x if self.keep_inputs else None, samples=samples, extras=extras)
+            yield out, reduced, n
 
-    def collect(self, source: ImageSource, keep_inputs: bool = False) -> tuple[ModelOutputs, dict[str, Any]]:
-        parts = [jax.tree.map(lambda a, n=n: a[:n], (b, r)) for b, r, n in self.batches(source, keep_inputs)]
+    def collect(self, source: ImageSource) -> tuple[ModelOutputs, dict[str, Any]]:
+        parts = [jax.tree.map(lambda a, n=n: a[:n], (b, r)) for b, r, n in self.batches(source)]
         if not parts:
             raise ValueError("an image source yielded no images")
         return jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
 
 
-def _view(base: ModelOutputs, reduced: Mapping[str, Any], label: str) -> ModelOutputs:
-    return base._replace(maps=reduced.get(label))
+def _view(base: ModelOutputs | None, reduced: Mapping[str, Any], label: str, scorer: Scorer,
+          predict: Predict) -> ModelOutputs | None:
+    """What scorer `label` sees of a batch: its reduced maps, the model handle, and only its needs."""
+    if base is None:
+        return None
+    return restrict(base._replace(maps=reduced.get(label), model=predict), scorer.needs)
 
 
 def _state_key(state: Any) -> tuple:
@@ -98,7 +142,7 @@ def _state_key(state: Any) -> tuple:
 
 
 def _tuned_values(state: Any) -> dict[str, float]:
-    fields = getattr(state, "_asdict", lambda: {})()
+    fields = state if isinstance(state, Mapping) else getattr(state, "_asdict", lambda: {})()
     return {k: float(v) for k, v in fields.items() if hasattr(v, "shape") and np.ndim(v) == 0}
 
 
@@ -106,70 +150,64 @@ def evaluate(
     model: Model,
     variables: Variables,
     scorers: Mapping[str, Scorer],
+    data: EvalData,
     *,
-    fit_images: np.ndarray,
-    fit_labels: np.ndarray,
-    id_val: ImageSource,
-    id_test: ImageSource,
-    ood_sets: Sequence[OODSet],
-    normalize: Normalizer,
-    input_std: Sequence[float],
     key: jax.Array,
-    id_test_labels: np.ndarray | None = None,
     batch_size: int = 500,
     bootstrap: int = 0,
     progress: bool = True,
-    outliers: ImageSource | None = None,
+    model_label: str = "model",
 ) -> EvalResult:
-    """Fits every scorer on (fit_images, fit_labels) and ID validation data, tunes the tunable ones on
-    each OOD validation split, and scores the ID test set against each OOD test set.
+    """Fits every scorer on the fit images, their labels and the ID validation images (only what
+    each needs), tunes the tunable ones on each OOD validation split, and scores the ID test set
+    against each OOD test set.
 
-    fit_images: (N, H, W, C) training images in [0, 1] (a subset is enough); fit_labels: (N,).
-    normalize: pixel [0, 1] -> model input, the same for ID and OOD; input_std: its per-channel std.
     bootstrap: if > 0, adds `<metric>_std` over that many resamplings to each record.
-    outliers: a designated auxiliary OOD set (disjoint from ood_sets) for scorers that train with
-      one (FitData.outliers: a flow's OOD term).
+    model_label: the model's name in error messages.
     """
-    names = [s.name for s in ood_sets]
+    names = [s.name for s in data.ood_sets]
     if len(set(names)) != len(names):
-        raise ValueError(f"OOD set names must be unique, got {names}")
-    runner = _Runner(model, variables, scorers, normalize, batch_size)
-    fit_out, fit_red = runner.collect(ArraySource(fit_images, "fit_images"))
-    num_classes = fit_out.logits.shape[1]
-    fit_labels = np.asarray(fit_labels)
-    if fit_labels.shape != (fit_out.logits.shape[0],) or fit_labels.min() < 0 or fit_labels.max() >= num_classes:
-        raise ValueError(f"fit_labels must be {fit_out.logits.shape[0]} integers in [0, {num_classes})")
-    val_out, val_red = runner.collect(id_val, keep_inputs=True)
-    out_out, out_red = runner.collect(outliers, keep_inputs=True) if outliers is not None else (None, {})
-    apply_fn = functools.partial(logits_of, model.apply)  # one hashable function for all scorers
-    logits_fn = jax.tree_util.Partial(apply_fn, variables)
-    try:
-        head = model.head(variables)
-    except ValueError:  # e.g. an ensemble: no single head; scorers that need one say so
-        head = None
+        raise ValueError(f"OOD sets must have unique names, got {names}")
+    check_scorers(scorers, data_provides(model, data.outliers is not None), model_label)
+    tuned = sorted(k for k, s in scorers.items() if s.tune is not None)
+    missing = [s.name for s in data.ood_sets if s.val is None]
+    if tuned and missing:
+        raise ValueError(
+            f"OOD sets {missing} have no validation split, but {tuned} tune on it: give them one "
+            "(ood_set_from_arrays(..., val_fraction > 0)) or leave those scorers out"
+        )
+    needs = frozenset().union(*(s.needs for s in scorers.values()))
+    predict = Predict(model.apply, variables, tuple(float(s) for s in data.input_std))
+    runner = _Runner(model, variables, scorers, needs, data.normalize, batch_size, predict)
+
+    fit_out, fit_red = None, {}
+    if T.TRAIN in needs or T.LABELS in needs:
+        fit_out, fit_red = runner.collect(ArraySource(data.fit_images, "fit_images"))
+        num_classes = fit_out.logits.shape[1]
+        fit_labels = np.asarray(data.fit_labels)
+        if fit_labels.shape != (fit_out.logits.shape[0],) or fit_labels.min() < 0 or fit_labels.max() >= num_classes:
+            raise ValueError(f"fit_labels must be {fit_out.logits.shape[0]} integers in [0, {num_classes})")
+    val_out, val_red = runner.collect(data.id_val) if T.ID_VAL in needs or tuned else (None, {})
+    out_out, out_red = runner.collect(data.outliers) if T.OUTLIERS in needs else (None, {})
+    head = model.head(variables) if T.HEAD in needs else None
+    ood_val = {s.name: runner.collect(s.val) for s in data.ood_sets} if tuned else {}
 
     states: dict[str, dict[str, Any]] = {}
-    tuned = {k: s for k, s in scorers.items() if s.tune is not None}
-    ood_val = {}
-    if tuned:
-        missing = [s.name for s in ood_sets if s.val is None]
-        if missing:
-            raise ValueError(
-                f"OOD sets {missing} have no validation split, but {sorted(tuned)} tune on it: give them one "
-                "(ood_set_from_arrays(..., val_fraction > 0)) or leave those scorers out"
-            )
-        ood_val = {s.name: runner.collect(s.val, keep_inputs=True) for s in ood_sets}
     for i, (label, scorer) in enumerate(tqdm(scorers.items(), desc="fit scorers", disable=not progress)):
+        has = scorer.needs.__contains__
         fit_data = FitData(
-            train=_view(fit_out, fit_red, label), labels=jnp.asarray(fit_labels), head=head,
-            val=_view(val_out, val_red, label), key=jax.random.fold_in(key, i), logits_fn=logits_fn,
-            input_std=tuple(float(s) for s in input_std), apply_fn=apply_fn, variables=variables,
-            outliers=_view(out_out, out_red, label) if out_out is not None else None,
+            train=_view(fit_out, fit_red, label, scorer, predict) if has(T.TRAIN) else None,
+            labels=jnp.asarray(data.fit_labels) if has(T.LABELS) else None,
+            head=head if has(T.HEAD) else None,
+            val=_view(val_out, val_red, label, scorer, predict) if has(T.ID_VAL) else None,
+            key=jax.random.fold_in(key, i) if has(T.KEY) else None,
+            model=predict if has(T.MODEL) else None,
+            outliers=_view(out_out, out_red, label, scorer, predict) if has(T.OUTLIERS) else None,
         )
         state = scorer.fit(fit_data)
         if scorer.tune is not None:
-            vals = {n: _view(o, r, label) for n, (o, r) in ood_val.items()}
-            states[label] = scorer.tune(state, _view(val_out, val_red, label), vals)
+            vals = {n: _view(o, r, label, scorer, predict) for n, (o, r) in ood_val.items()}
+            states[label] = scorer.tune(state, _view(val_out, val_red, label, scorer, predict), vals)
         else:
             states[label] = {n: state for n in names}
 
@@ -181,26 +219,28 @@ def evaluate(
             distinct[label].setdefault(_state_key(st), st)
     id_scores: dict[str, dict[tuple, list]] = {label: {k: [] for k in d} for label, d in distinct.items()}
     correct = []
-    for base, red, n in tqdm(runner.batches(id_test, True), desc="score ID test", disable=not progress):
-        if id_test_labels is not None:
+    for base, red, n in tqdm(runner.batches(data.id_test), desc="score ID test", disable=not progress):
+        if data.id_test_labels is not None:
             correct.append(np.asarray(jnp.argmax(base.logits, -1))[:n])
         for label, d in distinct.items():
+            view = _view(base, red, label, scorers[label], predict)
             for k, st in d.items():
-                id_scores[label][k].append(np.asarray(score_fns[label](st, _view(base, red, label)))[:n])
+                id_scores[label][k].append(np.asarray(score_fns[label](st, view))[:n])
     id_accuracy = None
-    if id_test_labels is not None:
+    if data.id_test_labels is not None:
         pred = np.concatenate(correct)
-        if pred.shape != np.shape(id_test_labels):
-            raise ValueError(f"id_test_labels has shape {np.shape(id_test_labels)}, the ID test set {pred.shape}")
-        id_accuracy = float(np.mean(pred == np.asarray(id_test_labels)))
+        if pred.shape != np.shape(data.id_test_labels):
+            raise ValueError(f"id_test_labels has shape {np.shape(data.id_test_labels)}, the ID test set {pred.shape}")
+        id_accuracy = float(np.mean(pred == np.asarray(data.id_test_labels)))
 
     records, all_scores = [], {label: {} for label in scorers}
-    for j, oset in enumerate(tqdm(ood_sets, desc="score OOD sets", disable=not progress)):
+    for j, oset in enumerate(tqdm(data.ood_sets, desc="score OOD sets", disable=not progress)):
         ood_scores = {label: [] for label in scorers}
-        for base, red, n in runner.batches(oset.test, True):
+        for base, red, n in runner.batches(oset.test):
             for label in scorers:
                 st = states[label][oset.name]
-                ood_scores[label].append(np.asarray(score_fns[label](st, _view(base, red, label)))[:n])
+                view = _view(base, red, label, scorers[label], predict)
+                ood_scores[label].append(np.asarray(score_fns[label](st, view))[:n])
         for label in scorers:
             st = states[label][oset.name]
             s_id = np.concatenate(id_scores[label][_state_key(st)])

@@ -1,6 +1,7 @@
 """AMP experiments end to end on tiny data: the embedded run with an anchored model, a tfds
 benchmark (mock data), the Table 8 ablation, and every paper config loads."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -8,10 +9,8 @@ import pytest
 from PIL import Image
 
 from experiments import run as run_cli
-from oodjax.experiment import (
-    AMPAblationConfig, AMPConfig, BenchmarkConfig, EmbeddedConfig, OODSpec, run_amp_ablation, run_benchmark,
-    run_embedded,
-)
+from experiments.configs import amp_ablation, embedded
+from oodjax.experiment import Anchoring, EmbeddedData, Experiment, ModelSpec, OODSpec, TfdsData, run
 from oodjax.anchoring import AnchoredTraining
 from oodjax.training import TrainConfig
 from tests.fake_data import make_fake_fashion_mnist
@@ -22,14 +21,15 @@ AMP_SPEC = {"amp": ("amp", {}), "amp_tau_mean": ("amp", {"reduce": "mean"}), "am
 
 def test_embedded_run_with_anchoring(tmp_path):
     d = make_fake_fashion_mnist(tmp_path / "fm", n_train=868, n_test=200)
-    cfg = EmbeddedConfig(
-        name="tiny", data_dir=str(d), results_dir=str(tmp_path / "results"), val_size=100, fit_size=300,
-        far_sets=("gaussian_noise",), resize_sets=True, corruptions=("gaussian_blur",), corruption_size=60,
-        ood_test_size=60, train=TrainConfig(epochs=3, batch_size=32), progress=False,
-        scorers={"msp": ("msp", {}), "energy": ("energy", {})},
-        amp=AMPConfig(num_anchors=3, scorers=AMP_SPEC, training=AnchoredTraining(every=2)),
+    cfg = Experiment(
+        name="tiny", results_dir=str(tmp_path / "results"), fit_size=300, progress=False,
+        data=EmbeddedData(data_dir=str(d), val_size=100, far_sets=("gaussian_noise",), resize_sets=True,
+                          corruptions=("gaussian_blur",), corruption_size=60, ood_test_size=60),
+        models=embedded.models({"msp": ("msp", {}), "energy": ("energy", {})}, AMP_SPEC,
+                               anchoring=Anchoring(AnchoredTraining(every=2), num_anchors=3)),
+        train=TrainConfig(epochs=3, batch_size=32), views=("summary", "table", "plots", "table7", "fig5"),
     )
-    result = run_embedded(cfg)
+    result = run(cfg)
     acc = result["id_accuracies"]
     assert set(acc) == {"all_classes", "all_classes_anchored", "heldout", "heldout_anchored"}
     assert acc["all_classes_anchored"] > 0.8  # anchoring keeps the easy fake classes learnable
@@ -55,18 +55,20 @@ def test_benchmark_with_mock_tfds_and_a_folder(tmp_path):
     import tensorflow_datasets as tfds
 
     _write_folder(tmp_path / "lsun", 12, 0)
-    cfg = BenchmarkConfig(
-        name="mock", id_dataset="cifar10", data_dir="/nonexistent", results_dir=str(tmp_path / "results"),
-        model="small_cnn", model_kwargs={"widths": (4, 8), "feature_dim": 8}, val_size=16, fit_size=32,
-        ood=(OODSpec("svhn"), OODSpec("LSUN-nearest", folder=str(tmp_path / "lsun"), resample="nearest",
-                                      kind="resize"), OODSpec("gaussian_noise", size=20)),
-        train=TrainConfig(epochs=1, batch_size=16), scorers={"msp": ("msp", {}), "odin": ("odin", {
-            "temperatures": (1.0,), "epsilons": (0.0,)})},
-        amp=AMPConfig(num_anchors=2, scorers={"amp": ("amp", {})}, per_sample=True, pool_size=8),
-        batch_size=16, progress=False, plots=False,
+    cfg = Experiment(
+        name="mock", results_dir=str(tmp_path / "results"), arch="small_cnn",
+        model_kwargs={"widths": (4, 8), "feature_dim": 8}, fit_size=32,
+        data=TfdsData("cifar10", data_dir="/nonexistent", val_size=16, ood=(
+            OODSpec("svhn"), OODSpec("LSUN-nearest", folder=str(tmp_path / "lsun"), resample="nearest", kind="resize"),
+            OODSpec("gaussian_noise", size=20))),
+        models=(ModelSpec("cifar10", {"msp": ("msp", {}), "odin": ("odin", {"temperatures": (1.0,),
+                                                                             "epsilons": (0.0,)})}),
+                ModelSpec("cifar10_anchored", {"amp": ("amp", {})}, fit_size=1000, val_size=1000,
+                          anchoring=Anchoring(num_anchors=2, per_sample=True, pool_size=8))),
+        train=TrainConfig(epochs=1, batch_size=16), batch_size=16, progress=False, views=("summary", "table7"),
     )
     with tfds.testing.mock_data(num_examples=48):
-        result = run_benchmark(cfg)
+        result = run(cfg)
     assert set(result["id_accuracies"]) == {"cifar10", "cifar10_anchored"}
     records = result["records"]
     assert {(r["scorer"], r["ood_set"]) for r in records} == {
@@ -77,37 +79,40 @@ def test_benchmark_with_mock_tfds_and_a_folder(tmp_path):
 
 def test_amp_ablation_table8(tmp_path):
     d = make_fake_fashion_mnist(tmp_path / "fm", n_train=500, n_test=120)
-    base = EmbeddedConfig(
-        name="base", data_dir=str(d), results_dir=str(tmp_path / "results"), val_size=100, far_sets=("gaussian_noise",
-        "digits"), resize_sets=False, corruptions=(), near_ood_classes=None, train=TrainConfig(epochs=1, batch_size=32),
-        ood_test_size=100, scorers={}, progress=False)
-    cfg = AMPAblationConfig(base=base, name="t8", results_dir=str(tmp_path / "results"), num_anchors=(2, 3),
-                            corruption_sets={"none": (), "resized_crop": ("resized_crop",)}, ood_sets=("digits",))
-    result = run_amp_ablation(cfg)
+    cfg = Experiment(
+        name="t8", results_dir=str(tmp_path / "results"), progress=False, views=("table8",),
+        data=EmbeddedData(data_dir=str(d), val_size=100, far_sets=("gaussian_noise", "digits"), resize_sets=False,
+                          corruptions=(), ood_test_size=100),
+        models=tuple(dataclasses.replace(m, ood_sets=("digits",)) for m in amp_ablation.ablation_models(
+            {"none": (), "resized_crop": ("resized_crop",)}, (2, 3))),
+        train=TrainConfig(epochs=1, batch_size=32),
+    )
+    result = run(cfg)
     table = (tmp_path / "results" / "t8" / "table8.md").read_text()
     assert "| corruption | 2 | 3 |" in table and "| none |" in table and "| resized_crop |" in table
     assert len(result["records"]) == 2 * 2 and {r["ood_set"] for r in result["records"]} == {"digits"}
-    with pytest.raises(ValueError, match="not in the base experiment"):
-        run_amp_ablation(AMPAblationConfig(base=base, results_dir=str(tmp_path / "results"), ood_sets=("svhn",)))
+    assert sorted(p.name for p in (tmp_path / "results" / "t8").glob("train_*")) == [
+        "train_anchored_none", "train_anchored_resized_crop"]  # one training per row, shared by the K columns
+    bad = dataclasses.replace(cfg, models=(dataclasses.replace(cfg.models[0], ood_sets=("svhn",)),))
+    with pytest.raises(ValueError, match="not in the experiment"):
+        run(bad)
 
 
 def test_amp_configs_load():
-    from oodjax.experiment import RUNNERS
-
     paper = __import__("experiments.configs.amp_paper", fromlist=["VARIANTS"])
     for variant in paper.VARIANTS:
         cfg = run_cli.load_config("experiments/configs/amp_paper.py", variant)
-        assert isinstance(cfg, BenchmarkConfig) and cfg.amp is not None and type(cfg) in RUNNERS
+        assert isinstance(cfg, Experiment) and cfg.models[1].anchoring is not None
     t3 = run_cli.load_config("experiments/configs/amp_paper.py", "table3_cifar10")
     t7 = run_cli.load_config("experiments/configs/amp_paper.py", "table7_cifar10")
-    assert t3.train_dir == t7.train_dir and t3.model == "resnet34"  # Table 7 reuses Table 3's models
-    assert [s.resample for s in t7.ood] == ["nearest", "bilinear", "bicubic", "lanczos"]
+    assert t3.train_dir == t7.train_dir and t3.arch == "resnet34"  # Table 7 reuses Table 3's models
+    assert [s.resample for s in t7.data.ood] == ["nearest", "bilinear", "bicubic", "lanczos"]
     for variant in ("default", "small", "cifar10"):
         cfg = run_cli.load_config("experiments/configs/amp_ablation.py", variant)
-        assert isinstance(cfg, AMPAblationConfig) and cfg.num_anchors == (2, 5, 10, 20)
-        assert list(cfg.corruption_sets) == ["none", "color_jitter+gaussian_blur", "horizontal_flip+grayscale",
-                                             "resized_crop"]
+        assert sorted({m.anchoring.num_anchors for m in cfg.models}) == [2, 5, 10, 20]
+        assert list(dict.fromkeys(m.tags["corruption"] for m in cfg.models)) == [
+            "none", "color_jitter+gaussian_blur", "horizontal_flip+grayscale", "resized_crop"]
     demo = run_cli.load_config("experiments/configs/embedded.py", "default")
-    assert demo.amp is not None and demo.amp.num_anchors == 5
+    assert demo.models[1].anchoring is not None and demo.models[1].anchoring.num_anchors == 5
     with pytest.raises(ValueError, match="unknown variant"):
         run_cli.load_config("experiments/configs/amp_paper.py", "table9")

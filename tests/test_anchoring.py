@@ -10,7 +10,7 @@ from scipy.special import softmax as np_softmax
 
 from oodjax import anchoring, data, scores
 from oodjax.data import ArraySource
-from oodjax.evaluate import build_scorers, evaluate
+from oodjax.evaluate import EvalData, build_scorers, evaluate
 from oodjax.models import get
 from oodjax.training import TrainConfig, train
 
@@ -75,11 +75,11 @@ def test_tau_calibrations_and_scores_against_numpy():
     samples = rng.normal(size=(6, 4, 5)).astype(np.float32) * 3  # (N, K, C)
     s64 = samples.astype(np.float64)
     std = _sigmoid(s64).std(axis=1, ddof=1)
-    np.testing.assert_allclose(scores.anchor_temperature(jnp.asarray(samples)), std.sum(1), rtol=1e-5)
-    np.testing.assert_allclose(scores.anchor_temperature(jnp.asarray(samples), "mean"), std.mean(1), rtol=1e-5)
+    np.testing.assert_allclose(anchoring.anchor_temperature(jnp.asarray(samples)), std.sum(1), rtol=1e-5)
+    np.testing.assert_allclose(anchoring.anchor_temperature(jnp.asarray(samples), "mean"), std.mean(1), rtol=1e-5)
     h, tau = s64.mean(1), std.sum(1)
     for calibration, hc in (("tau", h / tau[:, None]), ("one_plus_exp", h / (1 + np.exp(tau))[:, None])):
-        got = scores.calibrate(jnp.asarray(h, jnp.float32), jnp.asarray(tau, jnp.float32), calibration)
+        got = anchoring.calibrate(jnp.asarray(h, jnp.float32), jnp.asarray(tau, jnp.float32), calibration)
         np.testing.assert_allclose(got, hc, rtol=1e-5)
         out = scores.ModelOutputs(jnp.asarray(h, jnp.float32), jnp.zeros((6, 2)), samples=jnp.asarray(samples))
         want = {
@@ -167,7 +167,7 @@ def test_bad_input_is_refused(key):
     with pytest.raises(ValueError, match="both key and num_anchors"):
         anchoring.marginalize(model.apply, variables, x, jnp.zeros((3, 10, 10, 1)), key=key)
     with pytest.raises(ValueError, match="K >= 2"):
-        scores.anchor_temperature(jnp.zeros((4, 1, 3)))
+        anchoring.anchor_temperature(jnp.zeros((4, 1, 3)))
     with pytest.raises(ValueError, match="calibration"):
         scores.get("amp", calibration="softplus")
     with pytest.raises(ValueError, match="reduce"):
@@ -208,14 +208,15 @@ def test_anchored_training_and_scoring_end_to_end(key, tmp_path):
     ood = [data.ood_set_from_arrays("noise", rng.uniform(0, 1, (40, size, size, 1)).astype(np.float32))]
     spec = {name: (name, {}) for name in ("amp", "amp_msp", "amp_energy", "amp_entropy", "amp_tau", "msp", "gram")}
     spec["amp_mean"] = ("amp", {"reduce": "mean", "calibration": "one_plus_exp"})
-    res = evaluate(model, variables, build_scorers(spec), fit_images=images[:32], fit_labels=labels[:32],
-                   id_val=ArraySource(images[32:48]), id_test=ArraySource(images[48:]), id_test_labels=labels[48:],
-                   ood_sets=ood, normalize=lambda a: a, input_std=(1.0,), key=key, batch_size=16, progress=False)
+    d = EvalData(fit_images=images[:32], fit_labels=labels[:32], id_val=ArraySource(images[32:48]),
+                 id_test=ArraySource(images[48:]), id_test_labels=labels[48:], ood_sets=ood, normalize=lambda a: a,
+                 input_std=(1.0,))
+    res = evaluate(model, variables, build_scorers(spec), d, key=key, batch_size=16, progress=False)
     assert {r["scorer"] for r in res.records} == set(spec)
     assert all(np.isfinite(r["auroc"]) for r in res.records)
     # The pipeline's AMP scores equal marginalize + eq. 2 on the whole ID test set at once.
     m = anchoring.marginalize(net.apply, result.variables, jnp.asarray(images[48:]), variables["anchors"])
-    want = scores.amp(scores.calibrate(m.mean_logits, m.tau))
+    want = anchoring.amp(anchoring.calibrate(m.mean_logits, m.tau))
     np.testing.assert_allclose(res.scores["amp"]["noise"][0], want, rtol=1e-4, atol=1e-5)
     # Per-sample draws from the pool work through the same Model.
     per_sample = anchoring.anchored_model(net, num_anchors=4, key=key)

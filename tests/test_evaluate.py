@@ -10,7 +10,7 @@ import pytest
 
 from oodjax import data, metrics, scores
 from oodjax.data import ArraySource
-from oodjax.evaluate import build_scorers, evaluate
+from oodjax.evaluate import EvalData, build_scorers, evaluate
 from oodjax.models import get
 from oodjax.plots import write_plots
 
@@ -28,15 +28,15 @@ def _setup(key):
     rng = np.random.default_rng(0)
     img = lambda n, lo=0.0, hi=1.0: rng.uniform(lo, hi, (n, 12, 12, 1)).astype(np.float32)  # noqa: E731
     sets = [data.ood_set_from_arrays("bright", img(50, 0.5, 1.0)), data.ood_set_from_arrays("dark", img(45, 0.0, 0.3))]
-    kw = dict(fit_images=img(60), fit_labels=rng.integers(0, 3, 60), id_val=ArraySource(img(30)),
-              id_test=ArraySource(img(70)), ood_sets=sets, normalize=lambda x: (x - 0.5) / 0.25,
-              input_std=(0.25,), key=key, batch_size=32, progress=False)
-    return model, variables, kw
+    d = EvalData(fit_images=img(60), fit_labels=rng.integers(0, 3, 60), id_val=ArraySource(img(30)),
+                 id_test=ArraySource(img(70)), ood_sets=sets, normalize=lambda x: (x - 0.5) / 0.25, input_std=(0.25,))
+    return model, variables, d, dict(key=key, batch_size=32, progress=False)
 
 
 def test_evaluate_records_and_tuning_on_validation_only(key):
-    model, variables, kw = _setup(key)
-    result = evaluate(model, variables, build_scorers(SPEC), bootstrap=3, id_test_labels=np.zeros(70, int), **kw)
+    model, variables, kw, opts = _setup(key)
+    d = kw._replace(id_test_labels=np.zeros(70, int))
+    result = evaluate(model, variables, build_scorers(SPEC), d, bootstrap=3, **opts)
     assert len(result.records) == len(SPEC) * 2
     assert result.id_accuracy is not None and 0 <= result.id_accuracy <= 1
     for r in result.records:
@@ -44,9 +44,9 @@ def test_evaluate_records_and_tuning_on_validation_only(key):
         assert ("tuned" in r) == (r["scorer"] == "odin")
     # The tuned values are those of tune_odin on the validation splits alone.
     logits_fn = jax.tree_util.Partial(functools.partial(lambda a, v, x: a(v, x)[0], model.apply), variables)
-    norm = lambda x: jnp.asarray(kw["normalize"](x))  # noqa: E731
+    norm = lambda x: jnp.asarray(kw.normalize(x))  # noqa: E731
     want = scores.tune_odin(
-        logits_fn, norm(kw["id_val"].images), {s.name: norm(s.val.images) for s in kw["ood_sets"]},
+        logits_fn, norm(kw.id_val.images), {s.name: norm(s.val.images) for s in kw.ood_sets},
         jnp.asarray([0.25]), scores._odin.OdinGrid((1.0, 100.0), (0.0, 0.01)))
     for r in result.records:
         if r["scorer"] == "odin":
@@ -54,13 +54,13 @@ def test_evaluate_records_and_tuning_on_validation_only(key):
             assert r["tuned"] == pytest.approx({"temperature": t, "epsilon": e})
     # Streaming in batches of 32 gives the scores of one plain call on the whole set.
     id_s, ood_s = result.scores["msp"]["dark"]
-    np.testing.assert_allclose(id_s, scores.msp(model.apply(variables, norm(kw["id_test"].images))[0]), rtol=1e-5)
-    assert ood_s.shape == (len(kw["ood_sets"][1].test),)
+    np.testing.assert_allclose(id_s, scores.msp(model.apply(variables, norm(kw.id_test.images))[0]), rtol=1e-5)
+    assert ood_s.shape == (len(kw.ood_sets[1].test),)
 
 
 def test_plots(key, tmp_path):
-    model, variables, kw = _setup(key)
-    result = evaluate(model, variables, build_scorers({"msp": ("msp", {})}), **kw)
+    model, variables, kw, opts = _setup(key)
+    result = evaluate(model, variables, build_scorers({"msp": ("msp", {})}), kw, **opts)
     records = [dict(r, kind="covariate", severity=i + 1, ood_set=f"blur-{i + 1}") for i, r in enumerate(result.records)]
     paths = write_plots(result.scores, records, tmp_path)
     assert {p.name for p in paths} == {"roc_msp.png", "density_msp.png", "auroc_vs_severity.png"}
@@ -68,14 +68,36 @@ def test_plots(key, tmp_path):
 
 
 def test_evaluate_bad_input(key):
-    model, variables, kw = _setup(key)
-    no_val = data.ood_set_from_arrays("noval", kw["ood_sets"][0].test.images, val_fraction=0.0)
+    model, variables, kw, opts = _setup(key)
+    no_val = data.ood_set_from_arrays("noval", kw.ood_sets[0].test.images, val_fraction=0.0)
     with pytest.raises(ValueError, match=r"\['noval'\] have no validation split.*\['odin'\]"):
-        evaluate(model, variables, build_scorers(SPEC), **{**kw, "ood_sets": [no_val]})
+        evaluate(model, variables, build_scorers(SPEC), kw._replace(ood_sets=[no_val]), **opts)
     with pytest.raises(ValueError, match="fit_labels"):
-        evaluate(model, variables, build_scorers({"msp": ("msp", {})}), **{**kw, "fit_labels": np.full(60, 3)})
+        evaluate(model, variables, build_scorers({"knn": ("knn", {"k": 3})}), kw._replace(fit_labels=np.full(60, 3)),
+                 **opts)
     wrong = data.ood_set_from_arrays("rgb", np.zeros((10, 12, 12, 3), np.float32))
     with pytest.raises(ValueError, match=r"model takes \(12, 12, 1\)"):
-        evaluate(model, variables, build_scorers({"msp": ("msp", {})}), **{**kw, "ood_sets": [wrong]})
+        evaluate(model, variables, build_scorers({"msp": ("msp", {})}), kw._replace(ood_sets=[wrong]), **opts)
     with pytest.raises(ValueError, match="unique"):
-        evaluate(model, variables, build_scorers({"msp": ("msp", {})}), **{**kw, "ood_sets": kw["ood_sets"] * 2})
+        evaluate(model, variables, build_scorers({"msp": ("msp", {})}), kw._replace(ood_sets=kw.ood_sets * 2), **opts)
+    # A scorer whose needs the model cannot meet: an error naming both, before any model call.
+    calls = []
+    counted = model._replace(apply=lambda *a, **k: calls.append(1) or model.apply(*a, **k))
+    with pytest.raises(ValueError, match=r"scorer 'amp' needs \['samples'\], which model 'plain' does not provide"):
+        evaluate(counted, variables, build_scorers({"msp": ("msp", {}), "amp": ("amp", {})}), kw, model_label="plain",
+                 **opts)
+    assert calls == []
+
+
+def test_evaluate_computes_only_what_the_scorers_need(key):
+    """MSP alone: no fit or validation pass, no intermediate maps, no inputs kept; each scorer
+    sees only the fields it declared."""
+    model, variables, kw, opts = _setup(key)
+    seen, maps_calls = [], []
+    spy = scores.Scorer(lambda d: seen.append(d) or (), lambda st, out: seen.append(out) or scores.msp(out.logits))
+    counted = model._replace(maps=lambda *a: maps_calls.append(1) or model.maps(*a))
+    evaluate(counted, variables, {"spy": spy}, kw, **opts)
+    fit, outputs = seen[0], seen[1:]
+    assert fit == scores.FitData()  # needs = {logits}: nothing to fit on
+    assert maps_calls == [] and outputs
+    assert all(o.features is None and o.inputs is None and o.maps is None and o.model is None for o in outputs)

@@ -45,7 +45,11 @@ def test_vmap_path_equals_per_sample_loop(key):
 
 
 SUBSET = ("params/head/kernel", "params/.*Conv_0/.*")
-GN, NLL = scores.gradnorm_loss(2.0), scores.predicted_nll
+def GN(z):  # GradNorm's loss at T = 2
+    return scores.gradnorm_loss(z, {"temperature": 2.0})
+
+
+NLL = scores.predicted_nll
 CASES = [  # every model, every selector kind and both losses, without the full product
     ("small_cnn", SMALL, "all", GN), ("small_cnn", SMALL, "head", NLL), ("small_cnn", SMALL, SUBSET, NLL),
     ("resnet8", {}, "all", NLL), ("resnet8", {}, SUBSET, GN), ("resnet8", {}, "head", GN),
@@ -75,7 +79,8 @@ def test_closed_forms_equal_autodiff_float64(key):
         logits, features = m.apply(v, x)
         head = ("params/head/kernel",)
         for t in (1.0, 3.0):
-            auto = per_sample_grad_norms(apply, scores.gradnorm_loss(t), v, x, selector=head, ord="l1", method="vmap")
+            auto = per_sample_grad_norms(apply, scores.gradnorm_loss, v, x, shared=({"temperature": t},),
+                                         selector=head, ord="l1", method="vmap")
             np.testing.assert_allclose(scores.gradnorm(logits, features, t), auto, rtol=1e-10)
         auto = per_sample_grad_norms(apply, scores.expsum_loss, v, x, selector=head, ord="l1", method="vmap")
         np.testing.assert_allclose(scores.expsum_gradnorm(logits, features), auto, rtol=1e-10)
@@ -92,6 +97,44 @@ def test_closed_forms_equal_autodiff_float64(key):
 @functools.lru_cache(maxsize=None)
 def _class_log_prob(y):
     return lambda z: jax.nn.log_softmax(z)[y]
+
+
+def test_registered_autodiff_scorers_equal_the_closed_forms(key):
+    """The gradient-scorer factory (loss + selector + norm) against the closed forms; the GradNorm
+    selector is the head's kernel, not kernel and bias."""
+    m = models.get("small_cnn", num_classes=5, in_channels=2, image_size=8, **SMALL)
+    v = m.init(key)
+    x = jax.random.normal(jax.random.key(7), (6, 8, 8, 2))
+    logits, features = m.apply(v, x)
+    out = scores.ModelOutputs(inputs=x, model=scores.Predict(m.apply, v))
+    pairs = {"gradnorm_autodiff": scores.gradnorm(logits, features),
+             "expected_gradnorm_autodiff": scores.expected_gradnorm(logits, features),
+             "expsum_gradnorm_autodiff": scores.expsum_gradnorm(logits, features)}
+    for name, want in pairs.items():
+        s = scores.get(name)
+        np.testing.assert_allclose(jax.jit(s.score)(s.fit(scores.FitData()), out), want, rtol=2e-5, err_msg=name)
+    s = scores.get("gradnorm_autodiff", temperature=3.0)
+    np.testing.assert_allclose(s.score(s.fit(scores.FitData()), out), scores.gradnorm(logits, features, 3.0), rtol=2e-5)
+    apply = gradients.logits_fn_of(m.apply)
+    with_bias = per_sample_grad_norms(apply, scores.gradnorm_loss, v, x, shared=({"temperature": 1.0},),
+                                      selector="head", ord="l1", method="vmap")
+    assert np.all(np.asarray(with_bias) > np.asarray(pairs["gradnorm_autodiff"]) * 1.01)  # the bias adds to it
+
+
+def test_grodin_scorers_are_gradient_scorers(key):
+    """grodin_g / grodin_sg (built by the factory, perturbed input, tuned T and eps) equal
+    grodin_parts at the input ODIN perturbs, at a given (T, eps)."""
+    m, v, apply = _model("small_cnn", key, **SMALL)
+    x = jax.random.normal(jax.random.key(8), (6, 8, 8, 2))
+    predict = scores.Predict(m.apply, v, (0.5,))
+    t, eps = 2.0, 0.002
+    std = jnp.full((2,), 0.5)
+    x_t = x - eps * scores.odin_direction(predict, x, jnp.asarray(t), std)
+    s, sq = scores.grodin_parts(gradients.logits_fn_of(m.apply), v, x_t, t)
+    out = scores.ModelOutputs(inputs=x, model=predict)
+    for name, want in (("grodin_sg", -sq), ("grodin_g", -sq / s**2)):
+        scorer = scores.get(name, temperature=t, epsilon=eps)
+        np.testing.assert_allclose(jax.jit(scorer.score)(scorer.fit(scores.FitData()), out), want, rtol=1e-4)
 
 
 def test_grodin_decomposition_float64(key):
@@ -139,8 +182,11 @@ def test_bad_input(key):
         scores.get("grodin_sg", criterion="accuracy")
     with pytest.raises(ValueError, match="logits of shape"):
         per_sample_grad_norms(lambda vv, xx: apply(vv, xx)[:, 0], scores.predicted_nll, v, x)
-    with pytest.raises(ValueError, match="apply_fn"):
-        scores.get("grodin_g").fit(scores.FitData(scores.ModelOutputs(jnp.ones((2, 5)), jnp.ones((2, 6)))))
+    with pytest.raises(ValueError, match="gradient score needs ModelOutputs.model"):
+        g = scores.get("grodin_g")
+        g.score(g.fit(scores.FitData()), scores.ModelOutputs(inputs=x))
+    with pytest.raises(ValueError, match="scalar per sample"):
+        per_sample_grad_norms(apply, lambda z: z, v, x)  # a vector-valued loss is not summed silently
 
 
 class _GroupNormNet(__import__("flax").linen.Module):
@@ -164,21 +210,18 @@ def test_ghost_path_group_norm_and_same_padding(key):
     np.testing.assert_allclose(ghost, vmap, rtol=2e-4)
 
 
-def test_ghost_path_covers_wrapped_variables(key, monkeypatch):
-    """GRODIN wraps the variables as {'vars': ..., 'T': ...}: the taps must still cover every layer
-    (no silent fallback to per-sample gradients), and agree with the vmap path."""
+def test_ghost_path_covers_every_layer_with_shared_arguments(key, monkeypatch):
+    """GRODIN's temperature reaches the loss as a non-differentiated shared argument: the taps
+    cover every layer (no silent fallback to per-sample gradients) and agree with the vmap path."""
     from oodjax.gradients import _ghost
 
     m, v, apply = _model("resnet8", key)
-    vt = {"vars": v, "T": jnp.asarray(2.0)}
+    h = ({"temperature": jnp.asarray(2.0)},)
     x = jax.random.normal(jax.random.key(6), (4, 8, 8, 2))
     calls = []
     original = _ghost._reduce
     monkeypatch.setattr(_ghost, "_reduce", lambda g, ord: calls.append(sorted(g)) or original(g, ord))
-    sel = ("vars/params/.*",)
-    ghost = per_sample_grad_norms(scores.scaled_apply(apply), scores.predicted_nll, vt, x, selector=sel,
-                                  ord="sq", method="ghost")
+    ghost = per_sample_grad_norms(apply, scores.grodin_loss, v, x, shared=h, ord="sq", method="ghost")
     assert calls == []  # every parameter of ResNet-8 is in a tapped Conv/BatchNorm/Dense layer
-    vmap = per_sample_grad_norms(scores.scaled_apply(apply), scores.predicted_nll, vt, x, selector=sel,
-                                 ord="sq", method="vmap")
+    vmap = per_sample_grad_norms(apply, scores.grodin_loss, v, x, shared=h, ord="sq", method="vmap")
     np.testing.assert_allclose(ghost, vmap, rtol=2e-4)

@@ -80,8 +80,9 @@ def test_odin_bad_input(key):
         scores.get("odin", temperatures=(0.0, 1.0))
     with pytest.raises(ValueError, match=r"\(N, H, W, C\)"):
         scores.odin(logits_fn, jnp.ones((2, 18)), 1.0, 0.0)
-    with pytest.raises(ValueError, match="logits_fn"):
-        scores.get("odin").fit(FitData(ModelOutputs(jnp.ones((2, 4)), jnp.ones((2, 3)))))
+    odin = scores.get("odin")
+    with pytest.raises(ValueError, match=r"odin needs ModelOutputs.model"):
+        odin.score(odin.fit(FitData()), ModelOutputs(inputs=x))
 
 
 def _gram_reference(maps, powers):

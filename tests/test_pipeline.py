@@ -10,7 +10,7 @@ import pytest
 
 from experiments import run as run_cli
 from oodjax import metrics
-from oodjax.experiment import EmbeddedConfig, normalize, run_embedded
+from oodjax.experiment import EmbeddedData, Experiment, ModelSpec, normalize, run
 from oodjax.models import small_cnn
 from oodjax.training import TrainConfig, train
 from tests.fake_data import make_fake_fashion_mnist
@@ -45,16 +45,18 @@ def test_training_learns(key, tmp_path):
 
 def test_run_embedded_end_to_end(tmp_path):
     d = make_fake_fashion_mnist(tmp_path / "fm", n_train=868, n_test=200)
-    cfg = EmbeddedConfig(
-        name="tiny", data_dir=str(d), results_dir=str(tmp_path / "results"), val_size=100, fit_size=300,
-        far_sets=("digits", "gaussian_noise"), resize_sets=False, corruptions=("gaussian_blur",), corruption_size=60,
-        ood_test_size=100, train=TrainConfig(epochs=3, batch_size=32), progress=False,
-        scorers={"msp": ("msp", {}), "energy": ("energy", {}), "mahalanobis": ("mahalanobis", {}),
-                 "knn": ("knn", {"k": 5}), "vim": ("vim", {}), "gram": ("gram", {"powers": (1, 2)}),
-                 "odin": ("odin", {"temperatures": (1.0, 1000.0), "epsilons": (0.0, 0.002)})},
+    scorers = {"msp": ("msp", {}), "energy": ("energy", {}), "mahalanobis": ("mahalanobis", {}),
+               "knn": ("knn", {"k": 5}), "vim": ("vim", {}), "gram": ("gram", {"powers": (1, 2)}),
+               "odin": ("odin", {"temperatures": (1.0, 1000.0), "epsilons": (0.0, 0.002)})}
+    cfg = Experiment(
+        name="tiny", results_dir=str(tmp_path / "results"), fit_size=300, progress=False,
+        data=EmbeddedData(data_dir=str(d), val_size=100, far_sets=("digits", "gaussian_noise"), resize_sets=False,
+                          corruptions=("gaussian_blur",), corruption_size=60, ood_test_size=100),
+        models=(ModelSpec("all_classes", scorers), ModelSpec("heldout", scorers, classes=(0, 1, 2, 3, 4))),
+        train=TrainConfig(epochs=3, batch_size=32),
     )
-    result = run_embedded(cfg)
-    assert result["id_accuracy"] > 0.9  # the fake classes are easy
+    result = run(cfg)
+    assert result["id_accuracies"]["all_classes"] > 0.9  # the fake classes are easy
     out = tmp_path / "results" / "tiny"
     records = json.loads((out / "metrics.json").read_text())
     sets = {"digits", "gaussian_noise", *(f"fmnist-gaussian_blur-{s}" for s in range(1, 6)), "fmnist-heldout-classes"}
@@ -63,12 +65,28 @@ def test_run_embedded_end_to_end(tmp_path):
         for k in (*metrics.METRIC_NAMES, "id_accuracy"):
             assert 0.0 <= r[k] <= 1.0, (r["scorer"], k)
     near = [r for r in records if r["kind"] == "near"]
-    assert near and near[0]["id_accuracy"] == result["id_accuracies"]["heldout"]
+    assert near and near[0]["id_accuracy"] == result["id_accuracies"]["heldout"] and near[0]["model"] == "heldout"
     assert "| mahalanobis | average |" in (out / "table.md").read_text()
     assert "| odin | covariate (avg of 5) |" in (out / "summary.md").read_text()
     assert (out / "table.csv").read_text().startswith("scorer,ood_set,fpr95")
     assert (out / "plots" / "auroc_vs_severity.png").exists() and (out / "plots" / "roc_odin.png").exists()
-    assert json.loads((out / "run.json").read_text())["id_accuracies"]["all_classes"] == result["id_accuracy"]
+    assert json.loads((out / "run.json").read_text())["id_accuracies"]["all_classes"] == result["id_accuracies"]["all_classes"]
+
+
+def test_config_errors_come_before_any_work(tmp_path):
+    """A typo'd scorer, a need no model provides, an unknown view: errors before data or training."""
+    d = make_fake_fashion_mnist(tmp_path / "fm", n_train=100, n_test=20)
+    base = Experiment(name="x", results_dir=str(tmp_path / "results"), progress=False,
+                      data=EmbeddedData(data_dir=str(d), val_size=20), models=(ModelSpec("m", {"msp": ("msp", {})}),))
+    with pytest.raises(KeyError, match="unknown scorer 'mps'"):
+        run(dataclasses.replace(base, models=(ModelSpec("m", {"x": ("mps", {})}),)))
+    with pytest.raises(ValueError, match=r"scorer 'amp' needs \['samples'\], which model 'm' does not provide"):
+        run(dataclasses.replace(base, models=(ModelSpec("m", {"amp": ("amp", {})}),)))
+    with pytest.raises(KeyError, match="unknown report view 'tabel'"):
+        run(dataclasses.replace(base, views=("tabel",)))
+    with pytest.raises(ValueError, match="model names must be unique"):
+        dataclasses.replace(base, models=(ModelSpec("m"), ModelSpec("m")))
+    assert not (tmp_path / "results" / "x").exists()  # nothing trained, nothing written
 
 
 def test_cli_reports_missing_data(tmp_path, capsys):
@@ -80,13 +98,14 @@ def test_cli_reports_missing_data(tmp_path, capsys):
 def test_configs_load():
     for variant in ("default", "small"):
         cfg = run_cli.load_config("experiments/configs/embedded.py", variant)
-        assert isinstance(cfg, EmbeddedConfig)
+        assert isinstance(cfg, Experiment)
     with pytest.raises(ValueError, match="unknown variant"):
         run_cli.load_config("experiments/configs/embedded.py", "huge")
     ablation = run_cli.load_config("experiments/configs/rg_ablation.py", "default")
     default = run_cli.load_config("experiments/configs/embedded.py", "default")
     assert ablation.train_dir == "results/embedded" and ablation.train == default.train  # reuses the demo's model
+    assert [m.name for m in ablation.models] == ["all_classes"] == [m.name for m in default.models][:1]
     from oodjax.evaluate import build_scorers
 
-    assert len(build_scorers(ablation.scorers)) == 8 + 9 + 8 + 7  # Tables 2-5 of paper 002
+    assert len(build_scorers(ablation.models[0].scorers)) == 8 + 9 + 8 + 7  # Tables 2-5 of paper 002
     assert dataclasses.replace(cfg, seed=3).seed == 3

@@ -12,7 +12,7 @@ from scipy.stats import entropy as np_entropy
 
 from oodjax import calibration, data, models, scores
 from oodjax.data import ArraySource
-from oodjax.evaluate import build_scorers, evaluate
+from oodjax.evaluate import EvalData, build_scorers, evaluate
 from oodjax.plots import plot_reliability
 
 
@@ -65,10 +65,10 @@ def test_ensemble_model_through_the_pipeline(key):
     rng = np.random.default_rng(0)
     img = lambda n: rng.uniform(0, 1, (n, 8, 8, 1)).astype(np.float32)  # noqa: E731
     spec = {n: (n, {}) for n in scores.ENSEMBLE_MEASURES} | {"msp": ("msp", {})}
-    res = evaluate(ens, variables, build_scorers(spec), fit_images=img(16), fit_labels=rng.integers(0, 3, 16),
-                   id_val=ArraySource(img(8)), id_test=ArraySource(img(20)), ood_sets=[
-                       data.ood_set_from_arrays("noise", img(20))], normalize=lambda a: a, input_std=(1.0,), key=key,
-                   batch_size=8, progress=False)
+    d = EvalData(fit_images=img(16), fit_labels=rng.integers(0, 3, 16), id_val=ArraySource(img(8)),
+                 id_test=ArraySource(img(20)), ood_sets=[data.ood_set_from_arrays("noise", img(20))],
+                 normalize=lambda a: a, input_std=(1.0,))
+    res = evaluate(ens, variables, build_scorers(spec), d, key=key, batch_size=8, progress=False)
     assert {r["scorer"] for r in res.records} == set(spec)
     with pytest.raises(ValueError, match="at least 2"):
         models.stack_members(members[:1])

@@ -2,7 +2,7 @@
 anchors at inference.
 
 Rows: none (plain anchoring), ColorJitter + GaussianBlur, HorizontalFlip + Grayscale, ResizedCrop;
-columns: K in {2, 5, 10, 20}. One anchored model is trained per row.
+columns: K in {2, 5, 10, 20}. One anchored model is trained per row (the K columns share it).
 
 Variants:
   default   embedded Fashion-MNIST small CNN (1 epoch each) against the six far OOD sets, on a CPU
@@ -17,17 +17,31 @@ Variants:
 import dataclasses
 
 from experiments.configs.embedded import get_config as embedded_config
-from oodjax.experiment import AMPAblationConfig, AMPConfig, BenchmarkConfig, OODSpec
+from experiments.presets import paper000  # also registers the table8 view
+from oodjax import anchoring
+from oodjax.experiment import Anchoring, Experiment, ModelSpec, OODSpec, TfdsData
+
+CORRUPTION_SETS = {k: v for k, v in anchoring.TABLE8_CORRUPTIONS.items() if k != "all"}
+NUM_ANCHORS = (2, 5, 10, 20)
 
 
-def get_config(variant: str = "default") -> AMPAblationConfig:
+def ablation_models(corruption_sets=CORRUPTION_SETS, num_anchors=NUM_ANCHORS) -> tuple[ModelSpec, ...]:
+    """One anchored training per corruption set, scored with AMP (eq. 2) at every K."""
+    return tuple(
+        ModelSpec(f"anchored_{label}_k{k}", {"amp": ("amp", {})}, train_name=f"anchored_{label}",
+                  anchoring=Anchoring(anchoring.AnchoredTraining(corruptions=tuple(corruptions)), num_anchors=k),
+                  fit_size=100, val_size=100, tags={"corruption": label, "anchors": k})
+        for label, corruptions in corruption_sets.items() for k in num_anchors)
+
+
+def get_config(variant: str = "default") -> Experiment:
     if variant in ("default", "small"):
         base = embedded_config(variant)
-        base = dataclasses.replace(base, resize_sets=False, corruptions=(), near_ood_classes=None, scorers={},
-                                   amp=AMPConfig())
-        return AMPAblationConfig(base=base, name=f"amp_ablation{'' if variant == 'default' else '_small'}")
+        return dataclasses.replace(
+            base, name=f"amp_ablation{'' if variant == 'default' else '_small'}", models=ablation_models(),
+            data=dataclasses.replace(base.data, resize_sets=False, corruptions=()), views=("table8",))
     if variant == "cifar10":
-        base = BenchmarkConfig(name="amp_ablation_cifar10", id_dataset="cifar10", model="wrn40_2",
-                               ood=(OODSpec("svhn"),), scorers={}, amp=AMPConfig())
-        return AMPAblationConfig(base=base, name="amp_ablation_cifar10")
+        return Experiment(
+            name="amp_ablation_cifar10", data=TfdsData("cifar10", ood=(OODSpec("svhn"),)), models=ablation_models(),
+            arch="wrn40_2", views=("table8",), train=paper000.CIFAR_TRAIN)
     raise ValueError(f"unknown variant {variant!r}; choose 'default', 'small' or 'cifar10'")

@@ -24,7 +24,8 @@ Data: tfds datasets from --data-dir (`tfds build cifar10 cifar100 svhn_cropped d
 
 import os
 
-from oodjax.experiment import AMPConfig, BenchmarkConfig, OODSpec
+from experiments.presets import paper000
+from oodjax.experiment import Anchoring, Experiment, ModelSpec, OODSpec, TfdsData
 
 OOD_ROOT = os.environ.get("OODJAX_OOD_ROOT", "data/ood")
 BASELINES = {
@@ -69,7 +70,7 @@ VARIANTS = {
 }
 
 
-def get_config(variant: str = "table2_cifar10") -> BenchmarkConfig:
+def get_config(variant: str = "table2_cifar10") -> Experiment:
     if variant == "default":
         variant = "table2_cifar10"
     if variant not in VARIANTS:
@@ -77,7 +78,11 @@ def get_config(variant: str = "table2_cifar10") -> BenchmarkConfig:
     table, id_dataset = VARIANTS[variant]
     # Tables 3, 4 and 7 share the ResNet-34 models: one training run per ID dataset.
     shared = f"results/amp_resnet34_{id_dataset}" if MODELS[table] == "resnet34" else None
-    return BenchmarkConfig(
-        name=f"amp_{variant}", id_dataset=id_dataset, ood=_ood_sets(table, id_dataset), model=MODELS[table],
-        train_dir=shared, scorers=BASELINES, amp=AMPConfig(), ood_test_size=10000,
+    return Experiment(
+        name=f"amp_{variant}", data=TfdsData(id_dataset, ood=_ood_sets(table, id_dataset), ood_test_size=10000),
+        models=(ModelSpec(id_dataset, BASELINES),
+                ModelSpec(f"{id_dataset}_anchored", paper000.amp_scorers(), anchoring=Anchoring(), fit_size=1000,
+                          val_size=1000)),
+        arch=MODELS[table], train=paper000.CIFAR_TRAIN, train_dir=shared,
+        views=("summary", "table", "plots", "table7", "fig5"),
     )

@@ -12,6 +12,7 @@ It reuses the checkpoint of `experiments/configs/embedded.py` (run `make demo` f
 import dataclasses
 
 from experiments.configs.embedded import get_config as embedded_config
+from oodjax.experiment import ModelSpec
 
 
 def ablation_scorers() -> dict:
@@ -33,6 +34,7 @@ def get_config(variant: str = "default"):
     base = embedded_config(variant)
     return dataclasses.replace(
         base, name=f"rg_ablation{'' if variant == 'default' else '_' + variant}",
-        train_dir=f"{base.results_dir}/{base.name}", near_ood_classes=None, resize_sets=False, corruptions=(),
-        scorers=ablation_scorers(), plots=False, amp=None,
+        train_dir=f"{base.results_dir}/{base.name}",  # the embedded run's all_classes model
+        data=dataclasses.replace(base.data, resize_sets=False, corruptions=()),
+        models=(ModelSpec("all_classes", ablation_scorers()),), views=("summary", "table"),
     )

@@ -17,35 +17,37 @@ Variants:
 import dataclasses
 import os
 
-from oodjax.experiment import BenchmarkConfig, EmbeddedConfig, OODSpec
-from oodjax.methods import MethodsConfig, survey_methods
+from experiments.presets.paper001 import METRICS, TITLE, survey_models
+from oodjax.experiment import EmbeddedData, Experiment, OODSpec, TfdsData
 from oodjax.training import TrainConfig
 
-TITLE = "Paper 001, Table 1 (OOD detection, ID positive) and Table 2 (accuracy)"
 CPU_ODIN = {"tune_size": 100, "temperatures": (1.0, 10.0, 100.0, 1000.0), "epsilons": (0.0, 0.001, 0.002, 0.004)}
 
 
-def get_config(variant: str = "default") -> MethodsConfig:
+def get_config(variant: str = "default") -> Experiment:
+    common = dict(title=TITLE, metrics=METRICS, views=("methods_table", "plots"))
     if variant in ("default", "small"):
-        base = EmbeddedConfig(
-            name="survey_table1", test_size=2000, near_ood_classes=None, resize_sets=False, corruptions=(),
-            far_sets=("gaussian_noise", "photo_crop", "photo_resize"),
-            train=TrainConfig(epochs=1, batch_size=64, learning_rate=0.05, checkpoint_every=200), amp=None,
+        exp = Experiment(
+            name="survey_table1", models=survey_models(CPU_ODIN),
+            data=EmbeddedData(test_size=2000, resize_sets=False, corruptions=(),
+                              far_sets=("gaussian_noise", "photo_crop", "photo_resize")),
+            train=TrainConfig(epochs=1, batch_size=64, learning_rate=0.05, checkpoint_every=200), **common,
         )
         if variant == "small":
-            base = dataclasses.replace(base, name="survey_table1_small", train_size=4096, val_size=1000, fit_size=1000,
-                                       train=TrainConfig(epochs=2, batch_size=64, learning_rate=0.05))
-        return MethodsConfig(base=base, methods=survey_methods(CPU_ODIN), name=base.name, title=TITLE)
+            exp = dataclasses.replace(exp, name="survey_table1_small", fit_size=1000,
+                                      data=dataclasses.replace(exp.data, train_size=4096, val_size=1000),
+                                      train=TrainConfig(epochs=2, batch_size=64, learning_rate=0.05))
+        return exp
     if variant == "cifar10":
         root = os.environ.get("OODJAX_OOD_ROOT", "data/ood")
-        base = BenchmarkConfig(
-            name="survey_table1_cifar10", id_dataset="cifar10", model="wrn28_10", val_size=5000,
+        data = TfdsData(
+            "cifar10", val_size=5000, ood_val_percent=33,  # 1000 test / 500 validation of 1500
             ood=(OODSpec("gaussian_noise", size=1500),
                  OODSpec("TinyImageNet (crop)", folder=os.path.join(root, "TinyImageNet_crop")),
-                 OODSpec("TinyImageNet (resize)", folder=os.path.join(root, "TinyImageNet_resize"))),
-            ood_val_percent=33,  # 1000 test / 500 validation of 1500
+                 OODSpec("TinyImageNet (resize)", folder=os.path.join(root, "TinyImageNet_resize"))))
+        return Experiment(
+            name="survey_table1_cifar10", data=data, models=survey_models(), arch="wrn28_10",
             train=TrainConfig(epochs=200, batch_size=128, learning_rate=0.1, augment=True, schedule="step",
                               schedule_kwargs={"milestones": (100, 150), "gamma": 0.1}, checkpoint_every=1000),
-        )
-        return MethodsConfig(base=base, methods=survey_methods(), name=base.name, title=TITLE)
+            **common)
     raise ValueError(f"unknown variant {variant!r}; choose 'default', 'small' or 'cifar10'")

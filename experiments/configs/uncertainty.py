@@ -19,47 +19,45 @@ Variants:
 import dataclasses
 import os
 
+from experiments.presets.papers003_004 import METRICS, TITLE, uncertainty_models
 from oodjax import data
-from oodjax.experiment import BenchmarkConfig, EmbeddedConfig, OODSpec
-from oodjax.methods import MethodsConfig, uncertainty_methods
+from oodjax.experiment import EmbeddedData, Experiment, OODSpec, TfdsData
 from oodjax.training import EnergyOE, TrainConfig
 
-TITLE = "Papers 003/004: likelihood, energy with outlier exposure, MC-dropout and ensembles (ID positive)"
+CPU_ODIN = {"tune_size": 100, "temperatures": (1.0, 10.0, 100.0, 1000.0), "epsilons": (0.0, 0.001, 0.002, 0.004)}
 
 
-def get_config(variant: str = "default") -> MethodsConfig:
+def get_config(variant: str = "default") -> Experiment:
+    common = dict(title=TITLE, metrics=METRICS, views=("methods_table", "plots"))
     if variant in ("default", "small"):
-        base = EmbeddedConfig(
-            name="uncertainty", test_size=2000, near_ood_classes=None, resize_sets=False, corruptions=(),
-            train=TrainConfig(epochs=1, batch_size=64, learning_rate=0.05, checkpoint_every=200), amp=None,
-            ood_test_size=400,
-        )
         finetune = TrainConfig(epochs=1, batch_size=64, learning_rate=0.005)
         # One-epoch small CNN on Fashion-MNIST: median ID energy -7.5, outliers -4.1 (measured), not -25 / -7
         # as for Liu et al.'s CIFAR WRN.
         oe = EnergyOE(lam=0.1, m_in=-12.0, m_out=-4.0)
         noise = 1.0 / (256 * float(data.STD))  # one 8-bit level of the normalized pixels
-        odin = {"tune_size": 100, "temperatures": (1.0, 10.0, 100.0, 1000.0), "epsilons": (0.0, 0.001, 0.002, 0.004)}
-        methods = uncertainty_methods(flow_steps=500, flow_hidden=128, pixel_noise=noise, finetune=finetune, oe=oe,
-                                      odin=odin)
+        models = uncertainty_models(flow_steps=500, flow_hidden=128, pixel_noise=noise, finetune=finetune, oe=oe,
+                                    odin=CPU_ODIN)
+        exp = Experiment(
+            name="uncertainty", models=models, outliers=OODSpec("auxiliary_outliers"),
+            data=EmbeddedData(test_size=2000, resize_sets=False, corruptions=(), ood_test_size=400),
+            train=TrainConfig(epochs=1, batch_size=64, learning_rate=0.05, checkpoint_every=200), **common,
+        )
         if variant == "small":
-            base = dataclasses.replace(base, name="uncertainty_small", train_size=4096, val_size=1000, fit_size=1000,
-                                       far_sets=("digits", "textures", "gaussian_noise"),
-                                       train=TrainConfig(epochs=2, batch_size=64, learning_rate=0.05))
-            methods = uncertainty_methods(flow_steps=200, flow_hidden=64, pixel_noise=noise, finetune=finetune, oe=oe,
-                                          members=2, mc_samples=4, odin=odin)
-        return MethodsConfig(base=base, methods=methods, name=base.name, outliers=OODSpec("auxiliary_outliers"),
-                             title=TITLE, metrics=("fpr95", "auroc", "aupr_in", "aupr_out", "fpr95_ood_positive"))
+            exp = dataclasses.replace(
+                exp, name="uncertainty_small", fit_size=1000, train=TrainConfig(epochs=2, batch_size=64, learning_rate=0.05),
+                data=dataclasses.replace(exp.data, train_size=4096, val_size=1000,
+                                         far_sets=("digits", "textures", "gaussian_noise")),
+                models=uncertainty_models(flow_steps=200, flow_hidden=64, pixel_noise=noise, finetune=finetune, oe=oe,
+                                          members=2, mc_samples=4, odin=CPU_ODIN))
+        return exp
     if variant == "cifar10":
         root = os.environ.get("OODJAX_OOD_ROOT", "data/ood")
-        base = BenchmarkConfig(
-            name="uncertainty_cifar10", id_dataset="cifar10", model="wrn40_2",
-            ood=(OODSpec("svhn"), OODSpec("dtd"), OODSpec("places365"), OODSpec("gaussian_noise")),
-        )
-        methods = uncertainty_methods(finetune=TrainConfig(epochs=10, batch_size=128, learning_rate=0.001,
-                                                           augment=True), dropout=0.3, members=5)
-        return MethodsConfig(base=base, methods=methods, name=base.name,
-                             outliers=OODSpec("300K random images", folder=os.path.join(root, "300K_random_images")),
-                             outlier_size=300000, title=TITLE,
-                             metrics=("fpr95", "auroc", "aupr_in", "aupr_out", "fpr95_ood_positive"))
+        data_spec = TfdsData("cifar10", ood=(OODSpec("svhn"), OODSpec("dtd"), OODSpec("places365"),
+                                             OODSpec("gaussian_noise")))
+        models = uncertainty_models(finetune=TrainConfig(epochs=10, batch_size=128, learning_rate=0.001, augment=True),
+                                    dropout=0.3, members=5)
+        return Experiment(
+            name="uncertainty_cifar10", data=data_spec, models=models, arch="wrn40_2",
+            outliers=OODSpec("300K random images", folder=os.path.join(root, "300K_random_images")),
+            outlier_size=300000, **common)
     raise ValueError(f"unknown variant {variant!r}; choose 'default', 'small' or 'cifar10'")

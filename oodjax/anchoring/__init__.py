@@ -1,5 +1,6 @@
-"""AMP / neural-network anchoring (paper 000): anchored input, anchored training with consistency
-corruptions, and the jit-compiled marginalization over anchors with heteroscedastic temperature.
+"""AMP / neural-network anchoring (paper 000), all in this package: anchored input, anchored
+training with consistency corruptions, the jit-compiled marginalization over anchors with
+heteroscedastic temperature, and the AMP scores (registered here; `oodjax.scores.get` finds them).
 
 Train a 2C-channel net with `train(net, images, labels, cfg, input_transform=AnchoredTraining())`,
 then score `anchored_model(net)` with variables `with_anchors(trained, draw_anchors(key, x, 5))`
@@ -13,7 +14,7 @@ from oodjax.anchoring._anchor import (
 from oodjax.anchoring._augment import (
     AUGMENTATIONS, TABLE8_CORRUPTIONS, color_jitter, compose, gaussian_blur, grayscale, horizontal_flip, resized_crop,
 )
-from oodjax.scores._amp import AMP_SCORES, CALIBRATIONS, TAU_REDUCTIONS, amp, amp_logits, anchor_temperature, calibrate
+from oodjax.anchoring._amp import AMP_SCORES, CALIBRATIONS, TAU_REDUCTIONS, amp, amp_logits, anchor_temperature, calibrate
 
 __all__ = [
     "AMP_SCORES", "ANCHORS", "AUGMENTATIONS", "AnchoredTraining", "CALIBRATIONS", "Marginal", "TABLE8_CORRUPTIONS",

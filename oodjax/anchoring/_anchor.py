@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 
 from oodjax.anchoring._augment import AUGMENTATIONS, check_augmentations, compose
+from oodjax.anchoring._amp import anchor_temperature
 from oodjax.models import Model, Variables
-from oodjax.scores import anchor_temperature
 
 ANCHORS = "anchors"  # the variables collection that holds an anchored model's anchors
 
@@ -145,14 +145,9 @@ def anchored_model(net: Model, *, num_anchors: int | None = None, key: jax.Array
         mean = lambda a: jnp.mean(a.reshape(k, x.shape[0], *a.shape[1:]), axis=0)  # noqa: E731
         return mean(logits), mean(features), tuple(mean(m) for m in stage_maps)
 
-    def init(key: jax.Array) -> Variables:
-        raise ValueError("initialize and train the 2C-channel net (with AnchoredTraining), then add anchors "
-                         "with with_anchors")
-
-    def train_apply(variables: Variables, x: jax.Array, key: jax.Array):
-        raise ValueError("train the 2C-channel net with AnchoredTraining, not the marginalized model")
-
-    return Model(init, apply, net.head, input_shape, train_apply, maps, samples)
+    # No init or training mode: train the 2C-channel net with AnchoredTraining, then add anchors
+    # with with_anchors. A batch row mixes the K anchors' rows: no per-sample weight gradients.
+    return Model(apply, input_shape, head=net.head, maps=maps if net.maps is not None else None, samples=samples)
 
 
 @dataclasses.dataclass(frozen=True)

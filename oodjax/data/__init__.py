@@ -4,7 +4,7 @@ from oodjax.data.embedded import (
     COVARIATE_CORRUPTIONS, FAR_SETS, RESIZE_SETS, auxiliary_outliers, corruption_sets, embedded_suite, far_ood_images,
     heldout_classes,
 )
-from oodjax.data.fashion_mnist import CLASS_NAMES, MEAN, STD, find_data_dir, load_fashion_mnist, read_idx
+from oodjax.data.fashion_mnist import CLASS_NAMES, MEAN, STD, find_data_dir, load_fashion_mnist, normalize, read_idx
 from oodjax.data.ood_set import OODSet, definition_key, ood_set_from_arrays, ood_set_from_tfds, split_indices
 from oodjax.data.ood_sets import (
     CORRUPTIONS, RESAMPLING, SYNTHETIC, corrupt, digits, gaussian_noise, photo_images, random_crops, resize, texture_images,
@@ -15,7 +15,7 @@ from oodjax.data.tfds_sources import NORMALIZATION, TFDS_DATASETS, TfdsSource, t
 
 __all__ = [
     "ArraySource", "CLASS_NAMES", "CORRUPTIONS", "SYNTHETIC", "auxiliary_outliers", "COVARIATE_CORRUPTIONS", "FAR_SETS", "ImageSource", "MEAN",
-    "NORMALIZATION", "OODSet", "RESAMPLING", "RESIZE_SETS", "STD", "TFDS_DATASETS", "TfdsSource", "check_images",
+    "NORMALIZATION", "OODSet", "normalize", "RESAMPLING", "RESIZE_SETS", "STD", "TFDS_DATASETS", "TfdsSource", "check_images",
     "corrupt", "corruption_sets", "definition_key", "digits", "embedded_suite", "far_ood_images", "find_data_dir",
     "gaussian_noise", "heldout_classes", "load_fashion_mnist", "load_image_folder", "ood_set_from_arrays",
     "ood_set_from_tfds", "photo_images", "random_crops", "read_idx", "resize", "split_indices", "texture_images",

@@ -21,6 +21,11 @@ CLASS_NAMES = (
 # Per-channel statistics of the training images in [0, 1]; used for ID and OOD alike (paper 000).
 MEAN, STD = 0.2860, 0.3530
 
+
+def normalize(images: np.ndarray) -> np.ndarray:
+    """Fashion-MNIST's normalization, the same for ID and OOD images (paper 000): (x - MEAN) / STD."""
+    return ((images - MEAN) / STD).astype(np.float32)
+
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 

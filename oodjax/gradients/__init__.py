@@ -4,21 +4,26 @@ Writing a new gradient score takes a few lines: a per-sample loss of the logits,
 
     def my_loss(logits):                         # (C,) -> scalar, for one sample
         return -jax.nn.log_softmax(logits)[0]
-    apply = functools.partial(logits_of, model.apply)        # (variables, x) -> logits; define once
+    apply = logits_fn_of(model.apply)                        # (variables, x) -> logits, cached
     sq = per_sample_sq_grad_norms(apply, my_loss, variables, x, selector="all")     # (N,)
-    l1 = per_sample_grad_norms(apply, my_loss, variables, x, selector="head", ord="l1")
+    l1 = per_sample_grad_norms(apply, my_loss, variables, x, selector="head_kernel", ord="l1")
 
-`selector` picks the parameters: "all", "head" (the final dense layer), regexes on '/'-joined
-paths such as ["params/head/kernel"], or a callable (path, leaf) -> bool.
+`selector` picks the parameters: "all", "head" (the final dense layer's kernel and bias),
+"head_kernel" (its kernel only: GradNorm), regexes on '/'-joined paths such as
+["params/head/kernel"], or a callable (path, leaf) -> bool. Arguments of the loss that are not
+differentiated (a temperature) go in `shared`; `method` is a `GradImplementation`.
+A registered gradient *scorer* is built with `oodjax.scores.gradient_scorer`.
 """
 
-from oodjax.gradients._api import logits_of, per_sample_grad_norms, per_sample_sq_grad_norms, sample_loss
+from oodjax.gradients._api import (
+    GradImplementation, logits_fn_of, logits_of, per_sample_grad_norms, per_sample_sq_grad_norms, sample_loss,
+)
 from oodjax.gradients._ghost import per_sample_sq_grad_norms_ghost
 from oodjax.gradients._per_sample import NORM_ORDS, per_sample_grad_norms_vmap, per_sample_grads
-from oodjax.gradients._select import Selector, flatten, selected_paths
+from oodjax.gradients._select import NAMED_SELECTORS, Selector, flatten, selected_paths
 
 __all__ = [
-    "NORM_ORDS", "Selector", "flatten", "logits_of", "per_sample_grad_norms", "per_sample_grad_norms_vmap",
+    "GradImplementation", "NAMED_SELECTORS", "NORM_ORDS", "Selector", "flatten", "logits_fn_of", "logits_of", "per_sample_grad_norms", "per_sample_grad_norms_vmap",
     "per_sample_grads", "per_sample_sq_grad_norms", "per_sample_sq_grad_norms_ghost", "sample_loss",
     "selected_paths",
 ]

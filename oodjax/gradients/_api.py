@@ -1,7 +1,8 @@
-"""Per-sample gradient norms of a Flax model's logit loss, choosing the path by cost."""
+"""Per-sample gradient norms of a Flax model's logit loss, choosing the implementation by cost."""
 
 from __future__ import annotations
 
+import enum
 import functools
 from collections.abc import Callable
 
@@ -15,18 +16,41 @@ from oodjax.gradients._select import PyTree, Selector
 Apply = Callable[[PyTree, jax.Array], jax.Array]
 
 
+class GradImplementation(enum.Enum):
+    """How per-sample gradient norms are computed (as neural-tangents' `NtkImplementation`).
+
+    VMAP: jax.vmap(jax.grad(...)) over chunks of samples; materializes chunk_size per-sample
+      gradients; any norm, any model.
+    GHOST: the norm tricks of `per_sample_sq_grad_norms_ghost` (taps Dense/Conv/Norm layers; never
+      materializes per-sample gradients); l2 and squared l2 only.
+    AUTO: GHOST for l2 / squared l2, VMAP for l1.
+    All agree to float tolerance (tested against a plain per-sample jax.grad loop).
+    """
+
+    AUTO = "auto"
+    VMAP = "vmap"
+    GHOST = "ghost"
+
+
 def logits_of(model_apply: Callable, variables: PyTree, x: jax.Array) -> jax.Array:
-    """logits of `model_apply(variables, x) -> (logits, features)`; bind with functools.partial once."""
+    """logits of `model_apply(variables, x) -> (logits, features)`; bind with `logits_fn_of`."""
     return model_apply(variables, x)[0]
 
 
 @functools.lru_cache(maxsize=None)
-def sample_loss(apply: Apply, logit_loss: LogitLoss) -> Callable[[PyTree, jax.Array], jax.Array]:
-    """The one-sample loss (variables, x_i) -> logit_loss(apply(variables, x_i[None])[0]), cached so
-    that the same (apply, logit_loss) pair always gives the same function (and compiled code)."""
+def logits_fn_of(model_apply: Callable) -> Apply:
+    """(variables, x) -> logits of a model's apply, one object per apply (so jit caches hit)."""
+    return functools.partial(logits_of, model_apply)
 
-    def loss(variables: PyTree, x_i: jax.Array) -> jax.Array:
-        return logit_loss(apply(variables, x_i[None])[0])
+
+@functools.lru_cache(maxsize=None)
+def sample_loss(apply: Apply, logit_loss: LogitLoss) -> Callable[..., jax.Array]:
+    """The one-sample loss (variables, x_i, *shared) -> logit_loss(apply(variables, x_i[None])[0],
+    *shared), cached so that the same (apply, logit_loss) pair always gives the same function (and
+    compiled code)."""
+
+    def loss(variables: PyTree, x_i: jax.Array, *shared) -> jax.Array:
+        return logit_loss(apply(variables, x_i[None])[0], *shared)
 
     return loss
 
@@ -41,21 +65,26 @@ def per_sample_grad_norms(
     variables: PyTree,
     x: jax.Array,
     *,
+    shared: tuple = (),
     selector: Selector = "all",
     ord: str = "l2",
-    method: str = "auto",
+    method: GradImplementation | str = GradImplementation.AUTO,
     chunk_size: int = 64,
 ) -> jax.Array:
-    """(N,) norms ("l1", "l2", "sq") of d logit_loss(apply(variables, x_i)) / d (selected params).
+    """(N,) norms ("l1", "l2", "sq") of d logit_loss(apply(variables, x_i), *shared) / d (selected params).
 
-    method: "vmap" (materializes chunk_size per-sample gradients), "ghost" (norm tricks, l2/sq
-    only), or "auto" (ghost for l2/sq, vmap for l1). Both agree to float tolerance (tested).
+    apply: (variables, x) -> logits (N, C), hashable. logit_loss: ((C,), *shared) -> scalar,
+    hashable. shared: arguments of the loss that are never differentiated (a temperature), passed
+    to the compiled function as arguments (one compilation serves every value).
+    method: a `GradImplementation` (or its value).
     """
     if ord not in NORM_ORDS:
         raise ValueError(f"ord must be one of {NORM_ORDS}, got {ord!r}")
-    if method not in ("auto", "vmap", "ghost"):
-        raise ValueError(f"method must be 'auto', 'vmap' or 'ghost', got {method!r}")
-    if method == "ghost" and ord == "l1":
+    try:
+        method = GradImplementation(method)
+    except ValueError:
+        raise ValueError(f"method must be one of {[m.value for m in GradImplementation]}, got {method!r}") from None
+    if method is GradImplementation.GHOST and ord == "l1":
         raise ValueError("the ghost path computes l2 norms only; use method='vmap' for l1")
     if x.ndim < 2:
         raise ValueError(f"x must be a batch (N, ...), got shape {x.shape}")
@@ -64,11 +93,17 @@ def per_sample_grad_norms(
         raise ValueError(
             f"apply must return logits of shape (N, C); for a batch of 1 it returned {getattr(out, 'shape', out)}"
         )
+    loss_out = jax.eval_shape(lambda z: logit_loss(z, *shared), jax.ShapeDtypeStruct(out.shape[1:], out.dtype))
+    if loss_out.shape != ():
+        raise ValueError(f"logit_loss must return a scalar per sample, got shape {loss_out.shape}: reduce it "
+                         "(e.g. jnp.sum) inside the loss")
     selector = _resolve(selector)
-    if method == "vmap" or ord == "l1":
+    shared = tuple(shared)
+    if method is GradImplementation.VMAP or ord == "l1":
         return per_sample_grad_norms_vmap(sample_loss(apply, logit_loss), variables, x, selector=selector, ord=ord,
-                                          chunk_size=chunk_size)
-    sq = per_sample_sq_grad_norms_ghost(apply, logit_loss, variables, x, selector=selector, chunk_size=chunk_size)
+                                          chunk_size=chunk_size, shared=shared)
+    sq = per_sample_sq_grad_norms_ghost(apply, logit_loss, variables, x, selector=selector, chunk_size=chunk_size,
+                                        shared=shared)
     return sq if ord == "sq" else jnp.sqrt(sq)
 
 

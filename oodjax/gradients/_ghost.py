@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from oodjax.gradients._per_sample import _check_batch, _chunked, _reduce, vmapped_grads
 from oodjax.gradients._select import PyTree, Selector, flatten, selected_paths
 
-LogitLoss = Callable[[jax.Array], jax.Array]  # (C,) logits of one sample -> scalar
+LogitLoss = Callable[..., jax.Array]  # (C,) logits of one sample, *shared -> scalar
 
 
 def _conv_padding(m: nn.Conv, ndim: int):
@@ -156,7 +156,7 @@ def _variables_prefix(flat: dict[str, jax.Array], modules: dict[str, nn.Module])
 
 
 @partial(jax.jit, static_argnames=("apply", "logit_loss", "paths", "chunk_size"))
-def _ghost_sq_norms(apply, logit_loss, variables, x, paths, chunk_size):
+def _ghost_sq_norms(apply, logit_loss, variables, x, paths, chunk_size, shared):
     modules: dict[str, nn.Module] = {}
 
     def outputs(v, x):
@@ -180,7 +180,7 @@ def _ghost_sq_norms(apply, logit_loss, variables, x, paths, chunk_size):
 
         def total_loss(eps):
             logits, taps = _run(apply, variables, xc, eps)
-            return jnp.sum(jax.vmap(logit_loss)(logits)), {k: t[1] for k, t in taps.items()}
+            return jnp.sum(jax.vmap(lambda z: logit_loss(z, *shared))(logits)), {k: t[1] for k, t in taps.items()}
 
         g, inputs = jax.grad(total_loss, has_aux=True)(eps)
         out = jnp.zeros((xc.shape[0],), xc.dtype)
@@ -188,8 +188,8 @@ def _ghost_sq_norms(apply, logit_loss, variables, x, paths, chunk_size):
             stats = {k: flat.get(f"{prefix}batch_stats/{key}/{k}") for k in ("mean", "var")}
             out += _layer_sq_norms(modules[key], inputs[key], g[key], leaves, stats)
         if rest_paths:  # parameters no tap covers: exact per-sample gradients, vmap path
-            loss = lambda v, xi: logit_loss(apply(v, xi[None])[0])  # noqa: E731
-            out += _reduce(vmapped_grads(loss, variables, rest_paths, 1)(xc), "sq")
+            loss = lambda v, xi, *sh: logit_loss(apply(v, xi[None])[0], *sh)  # noqa: E731
+            out += _reduce(vmapped_grads(loss, variables, rest_paths, 1, shared)(xc), "sq")
         return out
 
     return _chunked(chunk_norms, (x,), chunk_size)
@@ -203,11 +203,14 @@ def per_sample_sq_grad_norms_ghost(
     *,
     selector: Selector = ("params/.*",),
     chunk_size: int = 128,
+    shared: tuple = (),
 ) -> jax.Array:
     """(N,) squared L2 norms of d logit_loss(apply(variables, x_i)) / d (selected variables).
 
     apply: (variables, x (B, ...)) -> logits (B, C), a hashable function of a Flax model (its
-      Dense/Conv layers are tapped); logit_loss: (C,) -> scalar, hashable.
+      Dense/Conv layers are tapped); logit_loss: ((C,), *shared) -> scalar, hashable; shared:
+      arguments of the loss that are not differentiated (a temperature).
     """
     _check_batch((x,))
-    return _ghost_sq_norms(apply, logit_loss, variables, x, selected_paths(variables, selector), chunk_size)
+    return _ghost_sq_norms(apply, logit_loss, variables, x, selected_paths(variables, selector), chunk_size,
+                           tuple(shared))

@@ -1,7 +1,8 @@
 """Per-sample weight gradients with jax.vmap(jax.grad(...)), jit-compiled and chunked.
 
-A sample loss is `loss_fn(params, x_i, *args_i) -> scalar` for ONE sample (no batch axis), e.g.
-`lambda p, x: logit_loss(logits_fn(p, x[None])[0])`. Chunking (`chunk_size` samples at a time) keeps
+A sample loss is `loss_fn(params, x_i, *args_i, *shared) -> scalar` for ONE sample (no batch
+axis), e.g. `lambda p, x: logit_loss(logits_fn(p, x[None])[0])`; `shared` are arguments common to
+all samples and never differentiated (a temperature), passed as jit arguments, not constants. Chunking (`chunk_size` samples at a time) keeps
 memory at chunk_size x (selected parameters) however large the batch.
 """
 
@@ -40,20 +41,23 @@ def _chunked(fn: Callable, batch: tuple[jax.Array, ...], chunk_size: int) -> Any
     return jax.tree.map(lambda o: o.reshape(-1, *o.shape[2:])[:n], out)
 
 
-def vmapped_grads(loss_fn: SampleLoss, params: PyTree, paths: tuple[str, ...], n_args: int) -> Callable:
+def vmapped_grads(loss_fn: SampleLoss, params: PyTree, paths: tuple[str, ...], n_args: int,
+                  shared: tuple = ()) -> Callable:
     """chunk -> {path: (B, ...)} per-sample gradients of loss_fn with respect to `paths` only."""
     sel, rest = split(params, paths)
-    grad = jax.vmap(jax.grad(lambda s, *sample: loss_fn(merge(s, rest), *sample)), in_axes=(None,) + (0,) * n_args)
-    return lambda *chunk: grad(sel, *chunk)
+    grad = jax.vmap(jax.grad(lambda s, *sample: loss_fn(merge(s, rest), *sample[:n_args], *sample[n_args:])),
+                    in_axes=(None,) + (0,) * n_args + (None,) * len(shared))
+    return lambda *chunk: grad(sel, *chunk, *shared)
 
 
 @partial(jax.jit, static_argnames=("loss_fn", "paths", "chunk_size"))
-def _grads(loss_fn, params, batch, paths, chunk_size):
-    return _chunked(vmapped_grads(loss_fn, params, paths, len(batch)), batch, chunk_size)
+def _grads(loss_fn, params, batch, paths, chunk_size, shared):
+    return _chunked(vmapped_grads(loss_fn, params, paths, len(batch), shared), batch, chunk_size)
 
 
 def per_sample_grads(
-    loss_fn: SampleLoss, params: PyTree, *batch: jax.Array, selector: Selector = "all", chunk_size: int = 64
+    loss_fn: SampleLoss, params: PyTree, *batch: jax.Array, selector: Selector = "all", chunk_size: int = 64,
+    shared: tuple = (),
 ) -> dict[str, jax.Array]:
     """{path: (N, *leaf.shape)} gradients of loss_fn(params, x_i, ...) for every sample i.
 
@@ -61,7 +65,7 @@ def per_sample_grads(
     the compiled code).
     """
     _check_batch(batch)
-    return _grads(loss_fn, params, batch, selected_paths(params, selector), chunk_size)
+    return _grads(loss_fn, params, batch, selected_paths(params, selector), chunk_size, tuple(shared))
 
 
 def _reduce(g: dict[str, jax.Array], ord: str) -> jax.Array:
@@ -73,18 +77,18 @@ def _reduce(g: dict[str, jax.Array], ord: str) -> jax.Array:
 
 
 @partial(jax.jit, static_argnames=("loss_fn", "paths", "chunk_size", "ord"))
-def _norms(loss_fn, params, batch, paths, chunk_size, ord):
-    grads = vmapped_grads(loss_fn, params, paths, len(batch))
+def _norms(loss_fn, params, batch, paths, chunk_size, ord, shared):
+    grads = vmapped_grads(loss_fn, params, paths, len(batch), shared)
     return _chunked(lambda *c: _reduce(grads(*c), ord), batch, chunk_size)
 
 
 def per_sample_grad_norms_vmap(
     loss_fn: SampleLoss, params: PyTree, *batch: jax.Array, selector: Selector = "all", ord: str = "l2",
-    chunk_size: int = 64,
+    chunk_size: int = 64, shared: tuple = (),
 ) -> jax.Array:
     """(N,) norms of the per-sample gradients ("l1", "l2" or "sq" = squared l2), reduced chunk by
     chunk, so that at most chunk_size per-sample gradients exist at once."""
     if ord not in NORM_ORDS:
         raise ValueError(f"ord must be one of {NORM_ORDS}, got {ord!r}")
     _check_batch(batch)
-    return _norms(loss_fn, params, batch, selected_paths(params, selector), chunk_size, ord)
+    return _norms(loss_fn, params, batch, selected_paths(params, selector), chunk_size, ord, tuple(shared))

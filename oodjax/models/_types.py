@@ -11,7 +11,8 @@ from flax.core import unfreeze
 import jax
 import jax.numpy as jnp
 
-from oodjax.scores import Head
+from oodjax import types as T
+from oodjax.types import Head
 
 Variables = Any
 
@@ -20,36 +21,51 @@ EXTRAS = "extras"  # the Flax collection a module sows its extra named outputs i
 
 
 class Model(NamedTuple):
-    """A classifier as pure functions.
+    """A classifier as pure functions; a field is None where the model has no such function.
 
-    init: key -> variables (a pytree: {'params': ..., maybe 'batch_stats': ...}).
     apply: (variables, x (N, H, W, C_in), train=False) -> (logits (N, C), features (N, D)),
       features being the penultimate activations fed to the final dense layer.
-    head: variables -> Head, that final dense layer (logits = features @ kernel + bias).
     input_shape: (H, W, C_in) of one image.
+    init: key -> variables (a pytree: {'params': ..., maybe 'batch_stats': ...}).
+    head: variables -> Head, that final dense layer (logits = features @ kernel + bias).
     train_apply: (variables, x, key) -> ((logits, features, extras), updates), training mode with
       dropout (and stochastic layers) drawn from `key`; `extras` is a dict of the extra named outputs
       a training objective may need (VIB's KL, BINC's binary logits; {} for a plain classifier);
       `updates` holds the new non-parameter collections (e.g. batch_stats).
     maps: (variables, x) -> (logits, features, intermediate maps): the (N, H_l, W_l, C_l) outputs
       of the stages, for Gram matrices and multi-layer Mahalanobis.
-    samples: None, or (variables, x) -> (logits, features, samples (N, K, C)) for a model whose
-      prediction combines K stochastic ones (K anchors, K ensemble members, K dropout masks).
-    extras: None, or (variables, x) -> (logits, features, {name: (N, ...)}) for a model with extra
-      named outputs that its scorers read (`ModelOutputs.extras`).
-    dropout_apply: None, or (variables, x, key) -> (logits, features): evaluation mode (running
-      batch statistics) with dropout on, for MC-dropout (`oodjax.models.mc_dropout`).
+    samples: (variables, x) -> (logits, features, samples (N, K, C)) for a model whose prediction
+      combines K stochastic ones (K anchors, K ensemble members, K dropout masks).
+    extras: (variables, x) -> (logits, features, {name: (N, ...)}) for a model with the extra named
+      outputs `extra_names` that its scorers read (`ModelOutputs.extras`).
+    dropout_apply: (variables, x, key) -> (logits, features): evaluation mode (running batch
+      statistics) with dropout on, for MC-dropout (`oodjax.models.mc_dropout`).
+    per_sample: every row of a batch depends on its own input only, through Flax layers, so
+      per-sample weight gradients are meaningful (provides "weights").
     """
 
-    init: Callable[[jax.Array], Variables]
     apply: Callable[..., tuple[jax.Array, jax.Array]]
-    head: Callable[[Variables], Head]
     input_shape: tuple[int, int, int]
-    train_apply: Callable[..., tuple[tuple[jax.Array, jax.Array, dict[str, jax.Array]], dict[str, Any]]]
-    maps: Callable[..., tuple[jax.Array, jax.Array, tuple[jax.Array, ...]]]
+    init: Callable[[jax.Array], Variables] | None = None
+    head: Callable[[Variables], Head] | None = None
+    train_apply: Callable[..., tuple[tuple[jax.Array, jax.Array, dict[str, jax.Array]], dict[str, Any]]] | None = None
+    maps: Callable[..., tuple[jax.Array, jax.Array, tuple[jax.Array, ...]]] | None = None
     samples: Callable[..., tuple[jax.Array, jax.Array, jax.Array]] | None = None
     extras: Callable[..., tuple[jax.Array, jax.Array, dict[str, jax.Array]]] | None = None
     dropout_apply: Callable[..., tuple[jax.Array, jax.Array]] | None = None
+    extra_names: tuple[str, ...] = ()
+    per_sample: bool = False
+
+    @property
+    def provides(self) -> frozenset[str]:
+        """What scorers can read from this model (the vocabulary of `oodjax.types`)."""
+        out = {T.LOGITS, T.FEATURES, T.INPUTS, T.MODEL}
+        out |= {T.HEAD} if self.head is not None else set()
+        out |= {T.MAPS} if self.maps is not None else set()
+        out |= {T.SAMPLES} if self.samples is not None else set()
+        out |= {T.WEIGHTS} if self.per_sample else set()
+        out |= {T.extra(n) for n in self.extra_names} if self.extras is not None else set()
+        return frozenset(out)
 
 
 def sown(collection: Mapping[str, Any] | None, name: str) -> list[jax.Array]:
@@ -74,11 +90,11 @@ def _extras(collection: Mapping[str, Any] | None) -> dict[str, jax.Array]:
 
 
 def from_flax(module: nn.Module, input_shape: tuple[int, int, int], head_name: str = "head",
-              extras: bool = False) -> Model:
+              extras: tuple[str, ...] = ()) -> Model:
     """Wraps a Flax module whose __call__(x, train) returns (logits, features) as a `Model`.
 
     The module sows its intermediate maps with `self.sow("intermediates", "maps", x)` and, with
-    extras=True, its extra named outputs with `self.sow("extras", name, value)`. head_name: the
+    extras (their names), its extra named outputs with `self.sow("extras", name, value)`. head_name: the
     path of the final Dense layer in params ("head", or "a/b" for a nested one). A module with a
     `mc_dropout` attribute (SmallCNN, WideResNet) gets a `dropout_apply` for MC-dropout.
     """
@@ -125,5 +141,6 @@ def from_flax(module: nn.Module, input_shape: tuple[int, int, int], head_name: s
         check(x)
         return module.clone(mc_dropout=True).apply(variables, x, train=False, rngs={"dropout": key})
 
-    return Model(init, apply, head, tuple(input_shape), train_apply, maps, extras=extra_outputs if extras else None,
-                 dropout_apply=dropout_apply if hasattr(module, "mc_dropout") else None)
+    return Model(apply, tuple(input_shape), init=init, head=head, train_apply=train_apply, maps=maps,
+                 extras=extra_outputs if extras else None, extra_names=tuple(extras),
+                 dropout_apply=dropout_apply if hasattr(module, "mc_dropout") else None, per_sample=True)

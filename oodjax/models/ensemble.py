@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from oodjax.models._types import Model, Variables
-from oodjax.scores import log_mean_softmax
+from oodjax.probability import log_mean_softmax
 
 MEMBERS = "members"
 
@@ -33,7 +33,9 @@ def ensemble(model: Model) -> Model:
 
     samples(variables, x) -> (log of the mean softmax (N, C), mean features (N, D), member logits
     (N, K, C)), one vmap over the members; apply returns the first two. The uncertainty measures
-    (`ens_*` scorers) read the member logits. An ensemble has no single head or intermediate maps.
+    (`ens_*` scorers) read the member logits. It provides logits, features, inputs, samples and
+    the (input-differentiable) model; it has no single head, intermediate maps or per-sample
+    weight gradients.
     """
 
     def members(variables: Variables) -> Variables:
@@ -49,7 +51,5 @@ def ensemble(model: Model) -> Model:
             raise ValueError("train the members one by one (oodjax.training.train with different keys)")
         return samples(variables, x)[:2]
 
-    def unsupported(*_args, **_kw):
-        raise ValueError("an ensemble has no single head, intermediate maps, init or training mode")
-
-    return Model(unsupported, apply, unsupported, model.input_shape, unsupported, unsupported, samples)
+    # No single head, intermediate maps, init or training mode: those fields stay None.
+    return Model(apply, model.input_shape, samples=samples)

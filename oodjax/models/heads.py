@@ -57,7 +57,8 @@ class VIBHead(nn.Module):
     encoder: features -> N(mu, diag sigma^2) over R^z, sigma = softplus(. - 5) (Alemi et al.);
     classifier: a draw z ~ N(mu, sigma^2) in training ("sample" rng), z = mu in evaluation.
     A learned diagonal Gaussian prior (one; or one per class with class_priors: VIBY).
-    Sows "kl" (N, K): KL(N(mu, sigma^2) || prior_k) for each of the K priors. Features: mu.
+    Sows the (N, K) KL(N(mu, sigma^2) || prior_k) for each of the K priors: "kl" (K = 1) or
+    "class_kl" (K = C, class_priors). Features: mu.
     """
 
     num_classes: int
@@ -72,7 +73,7 @@ class VIBHead(nn.Module):
         k = self.num_classes if self.class_priors else 1
         prior_mean = self.param("prior_mean", nn.initializers.zeros, (k, self.z))
         prior_log_std = self.param("prior_log_std", nn.initializers.zeros, (k, self.z))
-        self.sow("extras", "kl", gaussian_kl(mu, sigma, prior_mean, jnp.exp(prior_log_std)))
+        self.sow("extras", "class_kl" if self.class_priors else "kl", gaussian_kl(mu, sigma, prior_mean, jnp.exp(prior_log_std)))
         return nn.Dense(self.num_classes, name="classifier")(code), mu
 
 
@@ -82,3 +83,5 @@ HEADS: dict[str, Callable[..., nn.Module]] = {
     "vib": lambda num_classes, z=64: VIBHead(num_classes, z),
     "viby": lambda num_classes, z=64: VIBHead(num_classes, z, class_priors=True),
 }
+# head name -> the extra named outputs it sows (what the model provides as extras:<name>).
+HEAD_EXTRAS: dict[str, tuple[str, ...]] = {"binc": ("binary_logits",), "vib": ("kl",), "viby": ("class_kl",)}

@@ -9,7 +9,7 @@ import flax.linen as nn
 from oodjax.models._types import Model, from_flax
 from oodjax.models.bit import ResNetV2
 from oodjax.models.densenet import DenseNet
-from oodjax.models.heads import HEADS, WithHead
+from oodjax.models.heads import HEAD_EXTRAS, HEADS, WithHead
 from oodjax.models.resnet import cifar_resnet, resnet
 from oodjax.models.small_cnn import SmallCNN
 from oodjax.models.wrn import WideResNet
@@ -52,7 +52,7 @@ def get(name: str, *, num_classes: int, in_channels: int = 3, image_size: int = 
     if head not in HEADS:
         raise KeyError(f"unknown head {head!r}; known heads: {', '.join(sorted(HEADS))}")
     module = WithHead(_MODELS[name](num_classes, **kwargs), HEADS[head](num_classes, **dict(head_kwargs or {})))
-    return from_flax(module, shape, head_name="head/classifier", extras=True)
+    return from_flax(module, shape, head_name="head/classifier", extras=HEAD_EXTRAS[head])
 
 
 register_model("small_cnn")(lambda num_classes, **kw: SmallCNN(num_classes, **kw))

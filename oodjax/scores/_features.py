@@ -15,6 +15,7 @@ from oodjax.scores._checks import check_logits_features, check_positive, check_r
 from oodjax.scores._logits import energy
 from oodjax.scores._registry import register, stateless
 from oodjax.scores._types import FitData, Head, ModelOutputs, Scorer
+from oodjax.types import FEATURES, HEAD, KEY, LOGITS, TRAIN
 
 
 def clipped_l1(features: jax.Array, k: float) -> jax.Array:
@@ -123,7 +124,7 @@ def _react(percentile: float = 90.0, temperature: float = 1.0) -> Scorer:
     def score(state: ReactState, out: ModelOutputs) -> jax.Array:
         return react(out.features, state.head.kernel, state.head.bias, state.threshold, temperature)
 
-    return Scorer(fit, score)
+    return Scorer(fit, score, frozenset({FEATURES, HEAD, TRAIN}))
 
 
 @register("rg")
@@ -131,7 +132,7 @@ def _rg(k: float = 1.0, temperature: float = 1.0) -> Scorer:
     check_positive("k", k)
     check_positive("temperature", temperature)
 
-    return stateless(lambda out: rg(out.logits, out.features, k, temperature))
+    return stateless(lambda out: rg(out.logits, out.features, k, temperature), {LOGITS, FEATURES})
 
 
 @register("rg_additive")
@@ -141,7 +142,7 @@ def _rg_additive(k: float = 1.0, alpha: float | None = None, alpha_scale: float 
 
     def fit(data: FitData) -> jax.Array:
         if alpha is not None:
-            return jnp.asarray(alpha, data.train.logits.dtype)
+            return jnp.asarray(alpha, jnp.float32)
         if data.key is None:
             raise ValueError("rg_additive with alpha=None samples training features: pass FitData.key")
         a = alpha_scale * fit_rg_alpha(data.train.logits, data.train.features, k, key=data.key)
@@ -150,9 +151,10 @@ def _rg_additive(k: float = 1.0, alpha: float | None = None, alpha_scale: float 
     def score(a: jax.Array, out: ModelOutputs) -> jax.Array:
         return rg_additive(out.logits, out.features, k, a)
 
-    return Scorer(fit, score)
+    needs = {LOGITS, FEATURES} if alpha is not None else {LOGITS, FEATURES, TRAIN, KEY}
+    return Scorer(fit, score, frozenset(needs))
 
 
 @register("feature_norm_energy")
 def _feature_norm_energy() -> Scorer:
-    return stateless(lambda out: feature_norm_energy(out.logits, out.features))
+    return stateless(lambda out: feature_norm_energy(out.logits, out.features), {LOGITS, FEATURES})

@@ -17,6 +17,7 @@ import numpy as np
 from oodjax.flows import FlowConfig, FlowState, fit_flow, log_prob
 from oodjax.scores._registry import register
 from oodjax.scores._types import FitData, ModelOutputs, Scorer
+from oodjax.types import FEATURES, ID_VAL, INPUTS, KEY, OUTLIERS
 
 FLOW_INPUTS = ("features", "pixels")
 
@@ -53,4 +54,5 @@ def _flow(on: str = "features", progress: bool = False, **config: Any) -> Scorer
         x = _view(out, on)
         return log_prob(x.shape[1:], cfg, state, x.astype(jnp.float32))
 
-    return Scorer(fit, score)
+    needs = {FEATURES if on == "features" else INPUTS, ID_VAL, KEY} | ({OUTLIERS} if cfg.ood_weight > 0 else set())
+    return Scorer(fit, score, frozenset(needs))

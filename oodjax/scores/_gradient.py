@@ -1,7 +1,8 @@
 """Gradient scores: GradNorm and the gradient family of paper 002 (RG), and GRODIN (paper 004).
 
-Last-layer closed forms (z = h W + b, gradients with respect to the kernel W, as the official
-GradNorm; each verified against autodiff in the tests), all ID-scores (higher = ID):
+Last-layer closed forms (z = h W + b, gradients with respect to the kernel W only, as GradNorm's
+paper and code: selector "head_kernel"; each equals its registered `*_autodiff` scorer, built with
+`gradient_scorer`, in the tests), all ID-scores (higher = ID):
   GradNorm (eq. 3):   ||d KL(u || softmax(z/T)) / dW||_1 = (1/T) ||h||_1 sum_c |p_c - 1/C|
   expectation (eq. 4): E_{y~p} ||d log p_y / dW||_1    = ||h||_1 * 2 sum_c p_c (1 - p_c)
   exp-sum (eq. 5):     ||d sum_c e^{z_c} / dW||_1      = ||h||_1 * sum_c e^{z_c}
@@ -13,25 +14,23 @@ GRODIN: for the predicted class c^, the NLL gradient over ALL weights factors as
   G = -sum_{c != c^} e^{(z_c - z_c^)} d(z_c - z_c^)/d theta,
 at temperature T (z -> z / T) and on the ODIN-perturbed input. Scores: S, -||G||^2 and -||S G||^2
 (a small gradient means the model is settled on the sample: ID). T and eps are tuned per OOD
-validation split to maximize AUROC (the paper's protocol).
+validation split to maximize AUROC (the paper's protocol). G and SG are `gradient_scorer`s.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 
-from oodjax.gradients import per_sample_sq_grad_norms
+from oodjax.gradients import per_sample_grad_norms
 from oodjax.scores._checks import check_logits_features, check_positive
-from oodjax.scores._odin import (
-    ODIN_EPSILONS, ODIN_TEMPERATURES, CRITERIA, OdinGrid, _check_step, odin_direction, tune_odin,
-)
+from oodjax.scores._gradient_scorer import gradient_scorer, larger_is_id
+from oodjax.scores._odin import ODIN_EPSILONS, ODIN_TEMPERATURES
 from oodjax.scores._registry import register, stateless
-from oodjax.scores._types import FitData, ModelOutputs, Scorer
+from oodjax.scores._types import Scorer
+from oodjax.types import FEATURES, LOGITS
 
 
 def _l1(features: jax.Array) -> jax.Array:
@@ -60,15 +59,26 @@ def expsum_gradnorm(logits: jax.Array, features: jax.Array) -> jax.Array:
     return jnp.sum(jnp.exp(logits), axis=-1) * _l1(features)
 
 
-# Per-sample losses of the logits (C,) -> scalar, for the autodiff paths.
-@functools.lru_cache(maxsize=None)
-def gradnorm_loss(temperature: float = 1.0) -> Callable[[jax.Array], jax.Array]:
-    """KL(u || softmax(z/T)) up to its constant: -(1/C) sum_c log softmax(z/T)_c (official code)."""
-    return lambda z: -jnp.mean(jax.nn.log_softmax(z / temperature))
+# Per-sample losses of the logits (C,) -> scalar, with the scorer's hyper-parameters `h` (a dict of
+# scalars, never differentiated); defined once at module level so compiled code is reused.
+def gradnorm_loss(z: jax.Array, h: dict) -> jax.Array:
+    """KL(u || softmax(z/T)) up to its constant: -(1/C) sum_c log softmax(z/T)_c (eq. 3 of paper 002).
+
+    The GradNorm reference code back-propagates the cross-entropy against all-ones targets, a SUM
+    over classes: C times this loss, so C times the gradient norm; the ranking (every metric) is
+    the same."""
+    return -jnp.mean(jax.nn.log_softmax(z / h["temperature"]))
 
 
-def expsum_loss(z: jax.Array) -> jax.Array:
+def log_prob_loss(z: jax.Array, h: dict, y: jax.Array) -> jax.Array:
+    """log softmax(z)_y, whose gradient norm eq. 4 of paper 002 averages over y ~ softmax(z)."""
+    del h
+    return jax.nn.log_softmax(z)[y]
+
+
+def expsum_loss(z: jax.Array, h: dict | None = None) -> jax.Array:
     """sum_c e^{z_c} (eq. 5)."""
+    del h
     return jnp.sum(jnp.exp(z))
 
 
@@ -77,116 +87,92 @@ def predicted_nll(z: jax.Array) -> jax.Array:
     return -jax.nn.log_softmax(z)[jnp.argmax(jax.lax.stop_gradient(z))]
 
 
-def _scaled(apply: Callable, vt: dict, x: jax.Array) -> jax.Array:
-    z = apply(vt["vars"], x)
-    return z / vt["T"].astype(z.dtype)
-
-
-@functools.lru_cache(maxsize=None)
-def scaled_apply(apply: Callable) -> Callable:
-    """(vt = {'vars': variables, 'T': T}, x) -> apply(variables, x) / T. The temperature rides in the
-    pytree (not differentiated), so one compiled function serves every T."""
-    return functools.partial(_scaled, apply)
-
-
-def grodin_parts(apply: Callable, variables: Any, x: jax.Array, temperature: jax.Array, **kw) -> tuple[jax.Array, jax.Array]:
-    """(S, ||S G||^2) at x (already perturbed), temperature T, over all weights. ||G||^2 = ||SG||^2 / S^2."""
-    vt = {"vars": variables, "T": jnp.asarray(temperature)}
-    s = jnp.max(jax.nn.softmax(_scaled(apply, vt, x), axis=-1), axis=-1)
-    sq = per_sample_sq_grad_norms(scaled_apply(apply), predicted_nll, vt, x, selector=("vars/params/.*",), **kw)
-    return s, sq
+def grodin_loss(z: jax.Array, h: dict) -> jax.Array:
+    """GRODIN's NLL of the predicted class at temperature T: predicted_nll(z / T)."""
+    return predicted_nll(z / h["temperature"].astype(z.dtype))
 
 
 GRODIN_PARTS = ("S", "G", "SG")
 
 
-def _grodin_score(part: str, s: jax.Array, sq: jax.Array) -> jax.Array:
-    return {"S": lambda: s, "G": lambda: -sq / (s * s), "SG": lambda: -sq}[part]()
+def grodin_parts(apply: Callable, variables, x: jax.Array, temperature: float, **kw) -> tuple[jax.Array, jax.Array]:
+    """(S, ||S G||^2) at x (already perturbed) and temperature T, over all weights; ||G||^2 = ||SG||^2 / S^2.
+
+    apply: (variables, x) -> logits, hashable (`gradients.logits_fn_of(model.apply)`); kw go to
+    `per_sample_grad_norms` (method, chunk_size)."""
+    h = {"temperature": jnp.asarray(temperature)}
+    sq = per_sample_grad_norms(apply, grodin_loss, variables, x, shared=(h,), selector="all", ord="sq", **kw)
+    return _softmax_score(apply(variables, x), h), sq
 
 
-class GrodinState(NamedTuple):
-    apply: jax.tree_util.Partial  # wraps the hashable apply_fn
-    variables: Any
-    std: jax.Array
-    temperature: jax.Array
-    epsilon: jax.Array
+def _softmax_score(z: jax.Array, h: dict) -> jax.Array:
+    return jnp.max(jax.nn.softmax(z / h["temperature"].astype(z.dtype), axis=-1), axis=-1)
 
 
-def _grodin(part: str, temperature: float, epsilon: float, temperatures: Sequence[float],
-            epsilons: Sequence[float], tune_size: int | None, criterion: str, chunk_size: int) -> Scorer:
-    _check_step(temperature, epsilon)
-    for t in temperatures:
-        _check_step(t, 0.0)
-    for e in epsilons:
-        _check_step(1.0, e)
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-    grid = OdinGrid(tuple(map(float, temperatures)), tuple(map(float, epsilons)))
-
-    def fit(data: FitData) -> GrodinState:
-        if data.apply_fn is None or data.variables is None:
-            raise ValueError(f"grodin_{part.lower()} differentiates the weights: pass FitData.apply_fn and variables")
-        std = jnp.asarray(data.input_std or (1.0,), jnp.float32)
-        return GrodinState(jax.tree_util.Partial(data.apply_fn), data.variables, std,
-                           jnp.asarray(temperature, jnp.float32), jnp.asarray(epsilon, jnp.float32))
-
-    def scores_at(state: GrodinState, x: jax.Array, t: jax.Array) -> jax.Array:
-        s, sq = grodin_parts(state.apply.func, state.variables, x, t, chunk_size=chunk_size)
-        return _grodin_score(part, s, sq)
-
-    def score(state: GrodinState, out: ModelOutputs) -> jax.Array:
-        if out.inputs is None:
-            raise ValueError("GRODIN needs ModelOutputs.inputs (the normalized images)")
-        logits_fn = jax.tree_util.Partial(state.apply.func, state.variables)
-        std = jnp.broadcast_to(state.std, (out.inputs.shape[-1],))
-        x = jax.lax.cond(  # at eps = 0 the input gradient (a forward and a backward pass) is skipped
-            state.epsilon > 0,
-            lambda: out.inputs - state.epsilon * odin_direction(logits_fn, out.inputs, state.temperature, std),
-            lambda: out.inputs,
-        )
-        return scores_at(state, x, state.temperature)
-
-    def tune(state: GrodinState, id_val: ModelOutputs, ood_vals: Mapping[str, ModelOutputs]) -> dict[str, GrodinState]:
-        if id_val.inputs is None or any(o.inputs is None for o in ood_vals.values()):
-            raise ValueError("tuning GRODIN needs the validation inputs (ModelOutputs.inputs)")
-        logits_fn = jax.tree_util.Partial(state.apply.func, state.variables)
-        std = jnp.broadcast_to(state.std, (id_val.inputs.shape[-1],))
-        tuned = tune_odin(logits_fn, id_val.inputs[:tune_size], {k: o.inputs[:tune_size] for k, o in ood_vals.items()},
-                          std, grid, criterion=criterion, score_at=lambda x, t: scores_at(state, x, t))
-        return {k: state._replace(temperature=jnp.asarray(t, jnp.float32), epsilon=jnp.asarray(e, jnp.float32))
-                for k, (t, e, _) in tuned.items()}
-
-    return Scorer(fit, score, tune)
+def _grodin_g(sq: jax.Array, z: jax.Array, h: dict) -> jax.Array:
+    s = _softmax_score(z, h)
+    return -sq / (s * s)  # ||G||^2 = ||S G||^2 / S^2
 
 
-def _register_grodin(part: str) -> None:
+def _grodin_sg(sq: jax.Array, z: jax.Array, h: dict) -> jax.Array:
+    del z, h
+    return -sq
+
+
+def _register_grodin(part: str, combine) -> None:
     @register(f"grodin_{part.lower()}")
     def factory(temperature: float = 1.0, epsilon: float = 0.0, temperatures: Sequence[float] = ODIN_TEMPERATURES,
                 epsilons: Sequence[float] = ODIN_EPSILONS, tune_size: int | None = None, criterion: str = "auroc",
-                chunk_size: int = 64) -> Scorer:
-        return _grodin(part, temperature, epsilon, temperatures, epsilons, tune_size, criterion, chunk_size)
+                chunk_size: int = 64, implementation: str = "auto") -> Scorer:
+        return gradient_scorer(grodin_loss, selector="all", norm="sq", combine=combine, perturb=True,
+                               hyper={"temperature": temperature, "epsilon": epsilon},
+                               grid={"temperature": temperatures, "epsilon": epsilons}, criterion=criterion,
+                               tune_size=tune_size, implementation=implementation, chunk_size=chunk_size)
 
     factory.__doc__ = f"GRODIN's {part} score over all weights; T, eps tuned per OOD validation split (AUROC)."
 
 
-for _part in ("G", "SG"):  # S is ODIN's score: scores.get("odin", criterion="auroc")
-    _register_grodin(_part)
+_register_grodin("G", _grodin_g)  # S is ODIN's score: scores.get("odin", criterion="auroc")
+_register_grodin("SG", _grodin_sg)
+
+
+@register("gradnorm_autodiff")
+def _gradnorm_autodiff(temperature: float = 1.0, implementation: str = "vmap") -> Scorer:
+    """GradNorm by autodiff: the L1 norm of d gradnorm_loss / d (the head's kernel), the weights
+    GradNorm differentiates (selector "head_kernel": the bias is left out, as in the paper and its
+    code). Equals the closed form `gradnorm`."""
+    return gradient_scorer(gradnorm_loss, selector="head_kernel", norm="l1", combine=larger_is_id,
+                           hyper={"temperature": temperature}, implementation=implementation)
+
+
+@register("expected_gradnorm_autodiff")
+def _expected_gradnorm_autodiff(implementation: str = "vmap") -> Scorer:
+    """Eq. 4 of paper 002 by autodiff: E_{y~p} ||d log p_y / dW||_1 over the head's kernel."""
+    return gradient_scorer(log_prob_loss, selector="head_kernel", norm="l1", combine=larger_is_id,
+                           expectation=True, implementation=implementation)
+
+
+@register("expsum_gradnorm_autodiff")
+def _expsum_gradnorm_autodiff(implementation: str = "vmap") -> Scorer:
+    """Eq. 5 of paper 002 by autodiff: ||d sum_c e^{z_c} / dW||_1 over the head's kernel."""
+    return gradient_scorer(expsum_loss, selector="head_kernel", norm="l1", combine=larger_is_id,
+                           implementation=implementation)
 
 
 @register("gradnorm")
 def _gradnorm(temperature: float = 1.0) -> Scorer:
     check_positive("temperature", temperature)
-    return stateless(lambda out: gradnorm(out.logits, out.features, temperature))
+    return stateless(lambda out: gradnorm(out.logits, out.features, temperature), {LOGITS, FEATURES})
 
 
 @register("expected_gradnorm")
 def _expected_gradnorm() -> Scorer:
-    return stateless(lambda out: expected_gradnorm(out.logits, out.features))
+    return stateless(lambda out: expected_gradnorm(out.logits, out.features), {LOGITS, FEATURES})
 
 
 @register("expsum_gradnorm")
 def _expsum_gradnorm() -> Scorer:
-    return stateless(lambda out: expsum_gradnorm(out.logits, out.features))
+    return stateless(lambda out: expsum_gradnorm(out.logits, out.features), {LOGITS, FEATURES})
 
 
 # Paper 002, Table 2: U (output space) x V (feature space), combined by multiplication.
@@ -217,4 +203,4 @@ def uv_score(logits: jax.Array, features: jax.Array, u: str = "energy", v: str =
 @register("uv")
 def _uv(u: str = "energy", v: str = "clipped", k: float = 1.0, temperature: float = 1.0) -> Scorer:
     uv_score(jnp.zeros((1, 2)), jnp.zeros((1, 1)), u, v, k, temperature)  # validates the arguments now
-    return stateless(lambda out: uv_score(out.logits, out.features, u, v, k, temperature))
+    return stateless(lambda out: uv_score(out.logits, out.features, u, v, k, temperature), {LOGITS, FEATURES})

@@ -20,6 +20,7 @@ import numpy as np
 
 from oodjax.scores._registry import register
 from oodjax.scores._types import FitData, ModelOutputs, Scorer
+from oodjax.types import ID_VAL, LOGITS, MAPS, TRAIN
 
 
 def gram_features(maps: Sequence[jax.Array], powers: Sequence[int] = tuple(range(1, 11))) -> tuple[jax.Array, ...]:
@@ -99,6 +100,7 @@ def _gram(powers: Sequence[int] = tuple(range(1, 11))) -> Scorer:
     def fit(data: FitData) -> GramState:
         if data.train.maps is None:
             raise ValueError("gram needs the reduced intermediate maps in FitData.train.maps")
-        return fit_gram(data.train, data.val if data.val is not None else data.train)
+        return fit_gram(data.train, data.val)
 
-    return Scorer(fit, lambda state, out: gram(out, state), map_reduce=partial(gram_features, powers=powers))
+    return Scorer(fit, lambda state, out: gram(out, state), frozenset({LOGITS, MAPS, TRAIN, ID_VAL}),
+                  map_reduce=partial(gram_features, powers=powers))

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from oodjax.scores._checks import check_rank
 from oodjax.scores._registry import register
 from oodjax.scores._types import FitData, ModelOutputs, Scorer
+from oodjax.types import FEATURES, TRAIN
 
 
 def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
@@ -79,4 +80,4 @@ def _knn(k: int = 50) -> Scorer:
     def score(bank: jax.Array, out: ModelOutputs) -> jax.Array:
         return knn(out.features, bank, k)
 
-    return Scorer(fit, score)
+    return Scorer(fit, score, frozenset({FEATURES, TRAIN}))

@@ -12,6 +12,7 @@ import numpy as np
 from oodjax.scores._checks import check_positive, check_rank
 from oodjax.scores._registry import register, stateless
 from oodjax.scores._types import FitData, ModelOutputs, Scorer
+from oodjax.types import ID_VAL, LOGITS
 
 
 def msp(logits: jax.Array, temperature: float = 1.0) -> jax.Array:
@@ -80,7 +81,7 @@ def fit_kl_matching(logits: jax.Array) -> jax.Array:
 @register("msp")
 def _msp(temperature: float = 1.0) -> Scorer:
     check_positive("temperature", temperature)
-    return stateless(lambda out: msp(out.logits, temperature))
+    return stateless(lambda out: msp(out.logits, temperature), {LOGITS})
 
 
 @register("max_logit")
@@ -102,9 +103,9 @@ def _entropy() -> Scorer:
 @register("kl_matching")
 def _kl_matching() -> Scorer:
     def fit(data: FitData) -> jax.Array:
-        return fit_kl_matching((data.val if data.val is not None else data.train).logits)
+        return fit_kl_matching(data.val.logits)
 
     def score(class_means: jax.Array, out: ModelOutputs) -> jax.Array:
         return kl_matching(out.logits, class_means)
 
-    return Scorer(fit, score)
+    return Scorer(fit, score, frozenset({LOGITS, ID_VAL}))

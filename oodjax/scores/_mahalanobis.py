@@ -11,6 +11,7 @@ import numpy as np
 from oodjax.scores._checks import check_rank
 from oodjax.scores._registry import register
 from oodjax.scores._types import FitData, ModelOutputs, Scorer
+from oodjax.types import FEATURES, LABELS, LOGITS, TRAIN
 
 
 class MahalanobisState(NamedTuple):
@@ -83,4 +84,4 @@ def _mahalanobis(rcond: float = 1e-10) -> Scorer:
     def score(state: MahalanobisState, out: ModelOutputs) -> jax.Array:
         return mahalanobis(out.features, state)
 
-    return Scorer(fit, score)
+    return Scorer(fit, score, frozenset({FEATURES, LOGITS, LABELS, TRAIN}))

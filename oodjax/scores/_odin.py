@@ -3,23 +3,24 @@
 x~ = x - eps * sign(-grad_x log S_yhat(x; T)) / std   (per channel, as the official code)
 score = max_c softmax(f(x~) / T)_c
 
-The model enters as a pytree function `logits_fn(x) -> logits` (a `jax.tree_util.Partial`), x are
-normalized inputs. T and eps are tuned on each OOD set's validation split (never its test split).
+The model enters as a pytree function `logits_fn(x) -> logits` (a `Predict` handle, or any
+`jax.tree_util.Partial`), x are normalized inputs. T and eps are tuned on each OOD set's
+validation split (never its test split) by the shared grid tuner.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from oodjax.metrics import ood_metrics
 from oodjax.scores._checks import check_positive
 from oodjax.scores._registry import register
-from oodjax.scores._types import FitData, ModelOutputs, Scorer
+from oodjax.scores._tune import GridScores, Point, check_criterion, grid_points, grid_tuner, tune_on_grid
+from oodjax.types import INPUTS, MODEL, FitData, ModelOutputs, Predict, Scorer, require
 
 # The grids of papers 001/004: T in {1 .. 1000}, 21 epsilons evenly spaced in [0, 0.004].
 ODIN_TEMPERATURES: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
@@ -71,32 +72,24 @@ class OdinGrid(NamedTuple):
     epsilons: tuple[float, ...]
 
 
-ScoreAt = Callable[[jax.Array, jax.Array], jax.Array]  # (perturbed x, T) -> (N,) scores
+def perturbed_grid_scores(score_at: Callable[[Any, Predict, jax.Array, jax.Array], jax.Array]) -> GridScores:
+    """GridScores over (temperature, epsilon) points of any score of the ODIN-perturbed input:
+    score_at(state, model, x~, T) -> (B,). One input gradient per temperature serves all its epsilons;
+    none at all when every epsilon is 0."""
 
+    def grid_scores(state: Any, out: ModelOutputs, points: Sequence[Point]) -> jax.Array:
+        x, model = out.inputs, out.model
+        std = jnp.broadcast_to(jnp.asarray(model.input_std, x.dtype), (x.shape[-1],))
+        rows, directions = [], {}
+        for p in points:
+            t, e = jnp.asarray(p["temperature"], x.dtype), p["epsilon"]
+            if e and p["temperature"] not in directions:
+                directions[p["temperature"]] = odin_direction(model, x, t, std)
+            x_t = x - jnp.asarray(e, x.dtype) * directions[p["temperature"]] if e else x
+            rows.append(score_at(state, model, x_t, t))
+        return jnp.stack(rows)
 
-def _msp_at(logits_fn: LogitsFn) -> ScoreAt:
-    return lambda x, t: jnp.max(jax.nn.softmax(logits_fn(x) / t, axis=-1), axis=-1)
-
-
-def _grid_scores(logits_fn, x, std, grid: OdinGrid, batch_size: int, score_at: ScoreAt) -> np.ndarray:
-    """(len(T), len(eps), N) scores of the perturbed inputs, with one input gradient per temperature."""
-    n_all = x.shape[0]
-    out = np.empty((len(grid.temperatures), len(grid.epsilons), n_all), np.float64)
-    for i in range(0, n_all, batch_size):
-        n = min(batch_size, n_all - i)
-        xb = x[i : i + n]
-        if n < batch_size:  # pad: one compiled shape for every batch
-            xb = jnp.concatenate([xb, jnp.zeros((batch_size - n, *xb.shape[1:]), xb.dtype)])
-        for a, t in enumerate(grid.temperatures):
-            t = jnp.asarray(t, xb.dtype)
-            # All-zero epsilons (no input step): skip the input gradient.
-            d = odin_direction(logits_fn, xb, t, std) if any(grid.epsilons) else jnp.zeros_like(xb)
-            for b, e in enumerate(grid.epsilons):
-                out[a, b, i : i + n] = np.asarray(score_at(xb - jnp.asarray(e, xb.dtype) * d, t))[:n]
-    return out
-
-
-CRITERIA = ("fpr95", "auroc")
+    return grid_scores
 
 
 def tune_odin(
@@ -107,39 +100,39 @@ def tune_odin(
     grid: OdinGrid = OdinGrid(ODIN_TEMPERATURES, ODIN_EPSILONS),
     batch_size: int = 256,
     criterion: str = "fpr95",
-    score_at: ScoreAt | None = None,
 ) -> dict[str, tuple[float, float, np.ndarray]]:
-    """For each OOD validation set: (T*, eps*, criterion grid (len(T), len(eps))).
+    """For each OOD validation set: (T*, eps*, criterion grid (len(T), len(eps))), by the shared
+    grid tuner (`grid_tuner`). logits_fn: a pytree function x -> logits (a `Predict`)."""
+    model = Predict(_call, logits_fn, tuple(np.asarray(std).tolist()))
+    points = grid_points({"temperature": grid.temperatures, "epsilon": grid.epsilons})
+    wrap = lambda x: ModelOutputs(inputs=x, model=model)  # noqa: E731
+    tuned = tune_on_grid(perturbed_grid_scores(_msp_of), None, points, wrap(id_x),
+                         {k: wrap(x) for k, x in ood_x.items()}, criterion, batch_size=batch_size)
+    shape = (len(grid.temperatures), len(grid.epsilons))
+    return {k: (t.point["temperature"], t.point["epsilon"], t.values.reshape(shape)) for k, t in tuned.items()}
 
-    criterion "fpr95" (ODIN: lowest ID-positive FPR95, ties to the higher AUROC) or "auroc" (GRODIN,
-    paper 004: highest AUROC, ties to the lower FPR95). score_at(x~, T) scores the perturbed inputs
-    (default: ODIN's max softmax at T). The ID validation work is shared by all sets.
-    """
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-    score_at = score_at or _msp_at(logits_fn)
-    id_grid = _grid_scores(logits_fn, id_x, std, grid, batch_size, score_at)
-    result = {}
-    for name, x in ood_x.items():
-        ood_grid = _grid_scores(logits_fn, x, std, grid, batch_size, score_at)
-        values = np.empty(id_grid.shape[:2])
-        best, best_key = (0, 0), (np.inf, np.inf)
-        for a in range(values.shape[0]):
-            for b in range(values.shape[1]):
-                m = ood_metrics(id_grid[a, b], ood_grid[a, b])
-                values[a, b] = m[criterion]
-                key = (m["fpr95"], -m["auroc"]) if criterion == "fpr95" else (-m["auroc"], m["fpr95"])
-                if key < best_key:
-                    best, best_key = (a, b), key
-        result[name] = (grid.temperatures[best[0]], grid.epsilons[best[1]], values)
-    return result
+
+def _call(fn: LogitsFn, x: jax.Array) -> tuple[jax.Array, None]:
+    return fn(x), None
+
+
+def _msp_of(state: Any, model: Predict, x: jax.Array, t: jax.Array) -> jax.Array:
+    del state
+    return _perturbed_msp(model, x, jnp.zeros_like(x), t, jnp.zeros((), x.dtype))
 
 
 class OdinState(NamedTuple):
-    logits_fn: LogitsFn
-    std: jax.Array
     temperature: jax.Array
     epsilon: jax.Array
+
+
+def check_grid(temperatures: Sequence[float], epsilons: Sequence[float], criterion: str) -> OdinGrid:
+    check_criterion(criterion)
+    for t in temperatures:
+        _check_step(t, 0.0)
+    for e in epsilons:
+        _check_step(1.0, e)
+    return OdinGrid(tuple(map(float, temperatures)), tuple(map(float, epsilons)))
 
 
 @register("odin")
@@ -154,34 +147,18 @@ def _odin(
     """ODIN. `tune` grid-searches T x eps per OOD validation set; (temperature, epsilon) are the
     values used untuned. epsilons=(0.0,) gives "MSP + tuned T" (Baseline+T of paper 001).
     tune_size caps the validation images used for tuning (first n of each split); criterion: "fpr95"
-    (ODIN) or "auroc" (GRODIN's protocol)."""
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    (ODIN) or "auroc" (GRODIN's protocol). The model arrives as ModelOutputs.model (a `Predict`)."""
     _check_step(temperature, epsilon)
-    for t in temperatures:
-        _check_step(t, 0.0)
-    for e in epsilons:
-        _check_step(1.0, e)
-    grid = OdinGrid(tuple(map(float, temperatures)), tuple(map(float, epsilons)))
+    grid = check_grid(temperatures, epsilons, criterion)
 
     def fit(data: FitData) -> OdinState:
-        if data.logits_fn is None:
-            raise ValueError("odin differentiates the model: pass FitData.logits_fn")
-        std = jnp.asarray(data.input_std or (1.0,), jnp.float32)
-        return OdinState(data.logits_fn, std, jnp.asarray(temperature, jnp.float32), jnp.asarray(epsilon, jnp.float32))
+        del data
+        return OdinState(jnp.asarray(temperature, jnp.float32), jnp.asarray(epsilon, jnp.float32))
 
     def score(state: OdinState, out: ModelOutputs) -> jax.Array:
-        if out.inputs is None:
-            raise ValueError("odin needs ModelOutputs.inputs (the normalized images)")
-        return odin(state.logits_fn, out.inputs, state.temperature, state.epsilon, state.std)
+        require(out, "odin", INPUTS, MODEL)
+        return odin(out.model, out.inputs, state.temperature, state.epsilon, out.model.input_std)
 
-    def tune(state: OdinState, id_val: ModelOutputs, ood_vals: Mapping[str, ModelOutputs]) -> dict[str, OdinState]:
-        if id_val.inputs is None or any(o.inputs is None for o in ood_vals.values()):
-            raise ValueError("tuning odin needs the validation inputs (ModelOutputs.inputs)")
-        std = jnp.broadcast_to(state.std, (id_val.inputs.shape[-1],))
-        tuned = tune_odin(state.logits_fn, id_val.inputs[:tune_size],
-                          {k: o.inputs[:tune_size] for k, o in ood_vals.items()}, std, grid, criterion=criterion)
-        return {k: state._replace(temperature=jnp.asarray(t, jnp.float32), epsilon=jnp.asarray(e, jnp.float32))
-                for k, (t, e, _) in tuned.items()}
-
-    return Scorer(fit, score, tune)
+    tune = grid_tuner({"temperature": grid.temperatures, "epsilon": grid.epsilons}, criterion, tune_size,
+                      grid_scores=perturbed_grid_scores(_msp_of))
+    return Scorer(fit, score, frozenset({INPUTS, MODEL}), tune)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from oodjax.scores._registry import register, stateless
 from oodjax.scores._types import ModelOutputs, Scorer
+from oodjax.types import LOGITS, OBJECTIVE_PREFIX, extra
 
 
 def _extra(out: ModelOutputs, name: str, scorer: str, head: str) -> jax.Array:
@@ -50,28 +51,27 @@ def vib_log_confidence(kl: jax.Array, logits: jax.Array | None = None, reduce: s
 
 @register("bin")
 def _bin() -> Scorer:
-    return stateless(lambda out: max_sigmoid(out.logits))
+    """Needs a model trained with the BIN objective (its logits are C sigmoid classifiers)."""
+    return stateless(lambda out: max_sigmoid(out.logits), {LOGITS, OBJECTIVE_PREFIX + "bin"})
 
 
 @register("binc")
 def _binc() -> Scorer:
-    return stateless(lambda out: max_sigmoid(_extra(out, "binary_logits", "binc", "binc")))
+    return stateless(lambda out: max_sigmoid(_extra(out, "binary_logits", "binc", "binc")), {extra("binary_logits")})
 
 
 @register("vib")
 def _vib() -> Scorer:
-    return stateless(lambda out: vib_log_confidence(_extra(out, "kl", "vib", "vib")))
+    return stateless(lambda out: vib_log_confidence(_extra(out, "kl", "vib", "vib")), {extra("kl")})
 
 
 @register("viby_i")
 def _viby_i() -> Scorer:
-    return stateless(lambda out: vib_log_confidence(_extra(out, "kl", "viby_i", "viby"), out.logits, "expected"))
+    return stateless(lambda out: vib_log_confidence(_extra(out, "class_kl", "viby_i", "viby"), out.logits, "expected"),
+                     {LOGITS, extra("class_kl")})
 
 
 @register("viby_ii")
 def _viby_ii() -> Scorer:
-    return stateless(lambda out: vib_log_confidence(_extra(out, "kl", "viby_ii", "viby"), reduce="min"))
-
-
-# Scorers that need a model trained with their objective (not run on a plain classifier by default).
-TRAINING_SCORERS: tuple[str, ...] = ("bin", "binc", "vib", "viby_i", "viby_ii")
+    return stateless(lambda out: vib_log_confidence(_extra(out, "class_kl", "viby_ii", "viby"), reduce="min"),
+                     {extra("class_kl")})

@@ -19,7 +19,9 @@ import jax.numpy as jnp
 
 from oodjax.scores._checks import check_rank
 from oodjax.scores._registry import register, stateless
+from oodjax.probability import log_mean_softmax  # noqa: F401  (re-exported)
 from oodjax.scores._types import ModelOutputs
+from oodjax.types import SAMPLES
 
 
 def _log_probs(samples: jax.Array) -> jax.Array:
@@ -33,11 +35,6 @@ def _mean_log(log_p: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(p_bar, log p_bar) from (N, K, C) log-probabilities."""
     log_bar = jax.nn.logsumexp(log_p, axis=1) - jnp.log(log_p.shape[1])
     return jnp.exp(log_bar), log_bar
-
-
-def log_mean_softmax(samples: jax.Array) -> jax.Array:
-    """log p_bar, the log of the members' mean predictive distribution. samples: (N, K, C) logits."""
-    return _mean_log(_log_probs(samples))[1]
 
 
 def _entropy(p: jax.Array, log_p: jax.Array) -> jax.Array:
@@ -98,7 +95,7 @@ def _samples(out: ModelOutputs, name: str) -> jax.Array:
 
 
 def _register_measure(name: str, fn: Callable[[jax.Array], jax.Array]) -> None:
-    register(name)(lambda: stateless(lambda out: fn(_samples(out, name))))
+    register(name)(lambda: stateless(lambda out: fn(_samples(out, name)), {SAMPLES}))
 
 
 for _name, _fn in ENSEMBLE_MEASURES.items():

@@ -11,6 +11,7 @@ import numpy as np
 from oodjax.scores._checks import check_logits_features
 from oodjax.scores._registry import register
 from oodjax.scores._types import FitData, Head, ModelOutputs, Scorer
+from oodjax.types import FEATURES, HEAD, LOGITS, TRAIN
 
 
 class VimState(NamedTuple):
@@ -74,4 +75,4 @@ def _vim(dim: int | None = None) -> Scorer:
     def score(state: VimState, out: ModelOutputs) -> jax.Array:
         return vim(out.logits, out.features, state)
 
-    return Scorer(fit, score)
+    return Scorer(fit, score, frozenset({LOGITS, FEATURES, HEAD, TRAIN}))

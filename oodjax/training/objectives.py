@@ -113,6 +113,7 @@ def _result(loss: jax.Array, **parts: jax.Array) -> tuple[jax.Array, dict[str, j
 @dataclasses.dataclass(frozen=True)
 class CrossEntropy:
     uses_outliers = False
+    provides = frozenset()
 
     def __call__(self, out: TrainOutputs, y: jax.Array, ood: TrainOutputs | None = None):
         return _result(cross_entropy(out.logits, y))
@@ -124,6 +125,7 @@ class BIN:
 
     zeta: float = 0.05
     uses_outliers = False
+    provides = frozenset({"objective:bin"})  # the bin scorer reads its sigmoid classifiers
 
     def __post_init__(self):
         _positive("zeta", self.zeta)
@@ -142,6 +144,7 @@ class BINC:
     lam: float = 0.5
     width: float = 0.4
     uses_outliers = False
+    provides = frozenset()
 
     def __post_init__(self):
         _positive("zeta", self.zeta)
@@ -157,17 +160,18 @@ class BINC:
 @dataclasses.dataclass(frozen=True)
 class VIB:
     """Cross-entropy of the logits of a sampled code + beta * KL(N(mu, sigma^2) || prior), the
-    extra "kl" of models.get(..., head="vib") (one prior) or head="viby" (one per class: the true
-    class's prior is used, paper 001's VIBY). beta >= 0 (paper 001: 0.005 VIB, 0.01 VIBY)."""
+    extra "kl" of models.get(..., head="vib") (one prior) or "class_kl" of head="viby" (one per
+    class: the true class's prior is used, paper 001's VIBY). beta >= 0 (paper 001: 0.005 VIB, 0.01 VIBY)."""
 
     beta: float = 0.005
     uses_outliers = False
+    provides = frozenset()
 
     def __post_init__(self):
         _non_negative("beta", self.beta)
 
     def __call__(self, out: TrainOutputs, y: jax.Array, ood: TrainOutputs | None = None):
-        kl_all = _extra(out, "kl", "VIB")
+        kl_all = _extra(out, "class_kl" if "class_kl" in (out.extras or {}) else "kl", "VIB")
         kl = kl_all[:, 0] if kl_all.shape[1] == 1 else jnp.take_along_axis(kl_all, y[:, None], axis=1)[:, 0]
         ce, kl = cross_entropy(out.logits, y), jnp.mean(kl)
         return _result(ce + self.beta * kl, ce=ce, kl=kl)
@@ -184,6 +188,7 @@ class EnergyOE:
     m_out: float = -7.0
     temperature: float = 1.0
     uses_outliers = True
+    provides = frozenset()
 
     def __post_init__(self):
         _non_negative("lam", self.lam)

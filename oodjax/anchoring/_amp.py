@@ -18,10 +18,9 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from oodjax.scores import energy, entropy, msp, register, stateless
 from oodjax.scores._checks import check_rank
-from oodjax.scores._logits import energy, entropy, msp
-from oodjax.scores._registry import register, stateless
-from oodjax.scores._types import ModelOutputs, Scorer
+from oodjax.types import SAMPLES, ModelOutputs, Scorer
 
 TAU_REDUCTIONS: dict[str, Callable[..., jax.Array]] = {"sum": jnp.sum, "mean": jnp.mean}
 
@@ -101,7 +100,7 @@ def _register_amp(name: str, fn: Callable[[jax.Array], jax.Array]) -> None:
                 f"{name}: calibration must be one of {sorted(CALIBRATIONS)} and reduce one of "
                 f"{sorted(TAU_REDUCTIONS)}, got {calibration!r}, {reduce!r}"
             )
-        return stateless(lambda out: fn(amp_logits(_samples(out, name), calibration, reduce)))
+        return stateless(lambda out: fn(amp_logits(_samples(out, name), calibration, reduce)), {SAMPLES})
 
 
 for _name, _fn in AMP_SCORES.items():
@@ -113,4 +112,4 @@ def _amp_tau(reduce: str = "sum") -> Scorer:
     """-tau(x): the anchors' disagreement alone as an uncertainty score (paper 000, Table 5)."""
     if reduce not in TAU_REDUCTIONS:
         raise ValueError(f"reduce must be one of {sorted(TAU_REDUCTIONS)}, got {reduce!r}")
-    return stateless(lambda out: -anchor_temperature(_samples(out, "amp_tau"), reduce))
+    return stateless(lambda out: -anchor_temperature(_samples(out, "amp_tau"), reduce), {SAMPLES})

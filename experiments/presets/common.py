@@ -1,0 +1,22 @@
+"""Scorer lists shared by the configs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oodjax import models, scores
+from oodjax.evaluate import ALWAYS
+
+# Registered scorers a plain classifier could feed that the default list leaves out: the flows
+# (a density model trained per run; the uncertainty config runs them) and the autodiff references
+# of the closed-form gradient scores (the same scores, slower).
+NOT_BY_DEFAULT = ("flow", "gradnorm_autodiff", "expected_gradnorm_autodiff", "expsum_gradnorm_autodiff")
+
+
+def default_scorers(exclude: tuple[str, ...] = NOT_BY_DEFAULT) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every registered scorer a plain classifier provides for (`scores.fitting`: derived from
+    needs and provides), with the papers' defaults, plus MSP at T = 1000 (paper 001)."""
+    provides = models.small_cnn(10).provides | ALWAYS  # any plain Flax classifier provides the same
+    spec: dict[str, tuple[str, dict[str, Any]]] = {name: (name, {}) for name in scores.fitting(provides, exclude)}
+    spec["msp_T1000"] = ("msp", {"temperature": 1000.0})
+    return spec

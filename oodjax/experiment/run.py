@@ -1,0 +1,105 @@
+"""Train-or-restore and evaluate every model of an experiment, after validating all of it.
+
+Keys: key(seed) -> (data split, ID test subset, models, held-out-class models); each model's key
+-> (training, fit subset, evaluation), and fold_in(key, 1) for its anchors / dropout masks. Every
+model trains in its own resumable workdir (a killed run resumes, a finished one is reused).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from oodjax.data import ArraySource
+from oodjax.evaluate import EvalData, EvalResult, evaluate
+from oodjax.experiment import views
+from oodjax.experiment.build import Built, build, for_inference
+from oodjax.experiment.config import EmbeddedData, Experiment, ModelSpec
+from oodjax.experiment.data import Data, assemble, heldout_classes, outlier_images
+from oodjax.experiment.report import write_report
+from oodjax.training import train
+
+
+def train_dir(exp: Experiment) -> Path:
+    return Path(exp.train_dir) if exp.train_dir else Path(exp.results_dir) / exp.name
+
+
+def validate(exp: Experiment) -> list[Built]:
+    """Everything that can be checked before any data is loaded or any model trained: scorer names
+    and hyper-parameters, every scorer's needs against its model's provisions, view names, OOD set
+    names of the embedded suite. Raises ValueError / KeyError naming the problem."""
+    views.check(exp.views)
+    built = [build(exp, spec, num_classes=len(spec.classes) if spec.classes else 10) for spec in exp.models]
+    if isinstance(exp.data, EmbeddedData):
+        from oodjax.data import embedded  # noqa: PLC0415  (the suite's names, no images loaded)
+
+        unknown = sorted(set(exp.data.far_sets) - set(embedded.FAR_SETS))
+        if unknown:
+            raise ValueError(f"unknown far OOD sets {unknown}; known: {list(embedded.FAR_SETS)}")
+    return built
+
+
+def _model_data(spec: ModelSpec, d: Data, exp: Experiment) -> Data:
+    if spec.classes is not None:
+        d = heldout_classes(d, spec.classes, exp.data.id_name, exp.data.ood_test_size)
+    if spec.ood_sets is not None:
+        missing = sorted(set(spec.ood_sets) - {s.name for s in d.ood_sets})
+        if missing:
+            raise ValueError(f"model {spec.name!r}: OOD sets {missing} are not in the experiment: "
+                             f"{[s.name for s in d.ood_sets]}")
+        d = d._replace(ood_sets=[s for s in d.ood_sets if s.name in spec.ood_sets])
+    return d
+
+
+def _train(exp: Experiment, b: Built, x: np.ndarray, y: np.ndarray, key: jax.Array, trained: dict[str, Any],
+           outliers: np.ndarray | None) -> Any:
+    """The trained variables (a list of the members' for an ensemble)."""
+    spec = b.spec
+    members = []
+    for i in range(max(spec.members, 1)):
+        workdir = train_dir(exp) / (f"train_{spec.train_name or spec.name}" + (f"_m{i}" if spec.members else ""))
+        members.append(train(
+            b.net, x, y, spec.train or exp.train, key=key if i == 0 else jax.random.fold_in(key, i), workdir=workdir,
+            progress=exp.progress, objective=spec.objective, outliers=outliers if spec.outliers else None,
+            init_variables=trained[spec.finetune_from] if spec.finetune_from else None,
+            input_transform=spec.anchoring.training if spec.anchoring is not None else None,
+        ).variables)
+    return members if spec.members else members[0]
+
+
+def run(exp: Experiment) -> dict[str, Any]:
+    """Runs the experiment and writes its report (`report.write_report`). Returns {'records',
+    'id_accuracies', 'summary', 'out_dir', 'seconds'}."""
+    start = time.time()
+    validate(exp)
+    train_dir(exp).mkdir(parents=True, exist_ok=True)  # an unwritable results dir fails now, not after training
+    k_split, k_test, k_main, k_near = jax.random.split(jax.random.key(exp.seed), 4)
+    d = assemble(exp.data, k_split, k_test)
+    outliers = outlier_images(exp, d)
+    out_norm = d.normalize(outliers) if outliers is not None else None
+    trained: dict[str, Any] = {}
+    results: list[tuple[str, EvalResult]] = []
+    for spec in exp.models:
+        md = _model_data(spec, d, exp)
+        (x_tr, y_tr), (x_te, y_te) = md.train_xy, md.test_xy
+        base = k_near if spec.classes is not None else k_main
+        k_train, k_fit, k_eval = jax.random.split(base, 3)
+        b = build(exp, spec, num_classes=int(y_tr.max()) + 1)
+        x_norm = md.normalize(x_tr)
+        variables = _train(exp, b, x_norm, y_tr, k_train, trained, out_norm)
+        trained[spec.name] = variables[0] if spec.members else variables
+        model, variables = for_inference(b, variables, x_norm, jax.random.fold_in(base, 1))
+        fit_idx = np.sort(np.asarray(jax.random.permutation(k_fit, x_tr.shape[0]))[: exp.fit_size])[: spec.fit_size]
+        data = EvalData(x_tr[fit_idx], y_tr[fit_idx], ArraySource(md.val_xy[0][: spec.val_size]), ArraySource(x_te),
+                        md.ood_sets, md.normalize, md.input_std, id_test_labels=y_te,
+                        outliers=ArraySource(outliers, "outliers") if outliers is not None else None)
+        res = evaluate(model, variables, b.scorers, data, key=k_eval, batch_size=exp.batch_size,
+                       bootstrap=exp.bootstrap, progress=exp.progress, model_label=spec.name)
+        for r in res.records:
+            r.update({"model": spec.name, **dict(spec.tags)})
+        results.append((spec.name, res))
+    return write_report(exp, results, start)

@@ -1,0 +1,94 @@
+"""Report views, found by name: `@register_view("name")` on `fn(report: Report) -> str | None`
+(files written under report.out_dir; a returned string is added to the terminal summary).
+
+Generic views live here; a paper's own views (paper 000's Table 7, Table 8, Fig. 5) are
+registered next to that paper's presets under `experiments/presets/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from oodjax import metrics
+from oodjax.plots import write_plots
+
+if TYPE_CHECKING:
+    from oodjax.experiment.report import Report
+
+View = Callable[["Report"], "str | None"]
+_VIEWS: dict[str, View] = {}
+KINDS = ("far", "near", "covariate", "resize")
+
+
+def register_view(name: str) -> Callable[[View], View]:
+    def decorate(fn: View) -> View:
+        if name in _VIEWS:
+            raise ValueError(f"a view named {name!r} is already registered")
+        _VIEWS[name] = fn
+        return fn
+
+    return decorate
+
+
+def get(name: str) -> View:
+    if name not in _VIEWS:
+        raise KeyError(f"unknown report view {name!r}; known views: {', '.join(sorted(_VIEWS))} (a paper's views "
+                       "are registered by importing its presets, e.g. experiments.presets.paper000)")
+    return _VIEWS[name]
+
+
+def check(names: Iterable[str]) -> None:
+    for name in names:
+        get(name)
+
+
+def summary_table(records: list[dict]) -> list[dict]:
+    """Per scorer and kind of shift (far / near / covariate / resize): metrics averaged over the sets."""
+    out = []
+    for kind in KINDS:
+        rows = [r for r in records if r.get("kind") == kind]
+        out += metrics.average_records(rows, name=f"{kind} (avg of {len({r['ood_set'] for r in rows})})") if rows else []
+    return out
+
+
+def accuracy_table(report: "Report", header: str = "Model | ID test top-1 (%)") -> str:
+    rows = "".join(f"| {k} | {a * 100:.2f} |\n" for k, a in report.accuracies.items() if a is not None)
+    return f"| {header} |\n|---|---|\n{rows}"
+
+
+@register_view("summary")
+def _summary(report: "Report") -> str:
+    """summary.md: each model's accuracy and the metrics averaged per kind of shift."""
+    summary = metrics.format_table(summary_table(report.records), average=False)
+    (report.out_dir / "summary.md").write_text(f"{accuracy_table(report)}\n{summary}")
+    return summary
+
+
+@register_view("table")
+def _table(report: "Report") -> None:
+    """table.md / table.csv: every (scorer, OOD set) with per-scorer averages."""
+    kw = {"metrics": report.experiment.metrics} if report.experiment.metrics else {}
+    (report.out_dir / "table.md").write_text(metrics.format_table(report.records, **kw))
+    (report.out_dir / "table.csv").write_text(metrics.format_table(report.records, fmt="csv", **kw))
+
+
+@register_view("methods_table")
+def _methods_table(report: "Report") -> str:
+    """table.md (the title, rows grouped by OOD set, then each model's accuracy), accuracy.md, table.csv."""
+    exp = report.experiment
+    kw = {"metrics": exp.metrics} if exp.metrics else {}
+    order = list(dict.fromkeys(r["ood_set"] for r in report.records))
+    by_set = sorted(report.records, key=lambda r: order.index(r["ood_set"]))
+    acc = accuracy_table(report, "Model | Accuracy (%)")
+    summary = f"{exp.title}\n\n{metrics.format_table(by_set, **kw)}\n{acc}"
+    (report.out_dir / "table.md").write_text(summary)
+    (report.out_dir / "accuracy.md").write_text(acc)
+    (report.out_dir / "table.csv").write_text(metrics.format_table(by_set, fmt="csv", **kw))
+    return summary
+
+
+@register_view("plots")
+def _plots(report: "Report") -> None:
+    """plots/: ROC curves and score densities per scorer, AUROC versus severity."""
+    write_plots(report.scores, report.records, report.out_dir / "plots")
