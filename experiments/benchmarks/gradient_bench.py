@@ -14,7 +14,6 @@ Prints, per model (compile time reported separately; times are medians of --repe
 from __future__ import annotations
 
 import argparse
-import functools
 import statistics
 import time
 
@@ -23,7 +22,7 @@ import jax.numpy as jnp
 import optax
 
 from oodjax import models, scores
-from oodjax.gradients import logits_of, per_sample_grad_norms
+from oodjax.gradients import logits_fn_of, per_sample_grad_norms
 
 
 def timed(fn, *args, repeats: int) -> tuple[float, float]:
@@ -53,7 +52,8 @@ def bench(name: str, batch: int, image_size: int, repeats: int, chunk: int, loop
     m = models.get(name, num_classes=classes, in_channels=channels, image_size=image_size, **stem)
     v = m.init(jax.random.key(0))
     x = jax.random.normal(jax.random.key(1), (batch, image_size, image_size, channels))
-    apply = functools.partial(logits_of, m.apply)
+    apply = logits_fn_of(m.apply)
+    t1 = ({"temperature": jnp.asarray(1.0)},)  # the losses' non-differentiated hyper-parameters
     n_params = sum(p.size for p in jax.tree_util.tree_leaves(v["params"]))
     print(f"\n== {name}: {n_params / 1e6:.2f}M parameters, batch {batch}, {image_size}x{image_size}x{channels}, "
           f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind}), jax {jax.__version__}")
@@ -66,7 +66,7 @@ def bench(name: str, batch: int, image_size: int, repeats: int, chunk: int, loop
           f"compile {c_gn:.1f} s / {c_fwd:.1f} s)")
 
     # The official GradNorm: batch size 1, one backward per sample, L1 norm of the head kernel grad.
-    one = jax.jit(jax.grad(lambda p, xi: scores.gradnorm_loss(1.0)(m.apply({**v, "params": p}, xi)[0][0])))
+    one = jax.jit(jax.grad(lambda p, xi: scores.gradnorm_loss(m.apply({**v, "params": p}, xi)[0][0], t1[0])))
 
     def loop(v, x):
         return [jnp.sum(jnp.abs(one(v["params"], x[i : i + 1])["head"]["kernel"])) for i in range(x.shape[0])]
@@ -75,7 +75,7 @@ def bench(name: str, batch: int, image_size: int, repeats: int, chunk: int, loop
     c_loop, t_loop = timed(loop, v, xs, repeats=max(1, repeats // 3))
     t_loop *= batch / loop_n  # extrapolated to the whole batch (the loop is linear in it)
     head = ("params/head/kernel",)
-    vmap_head = jax.jit(lambda v, x: per_sample_grad_norms(apply, scores.gradnorm_loss(1.0), v, x, selector=head,
+    vmap_head = jax.jit(lambda v, x: per_sample_grad_norms(apply, scores.gradnorm_loss, v, x, shared=t1, selector=head,
                                                             ord="l1", method="vmap", chunk_size=chunk))
     c_vh, t_vh = timed(vmap_head, v, x, repeats=repeats)
     print(f"2. per-sample loop (batch 1) / closed form:    {t_loop / t_gn:7.1f}   (loop {t_loop * 1e3:.0f} ms for {batch}, "
@@ -95,8 +95,8 @@ def bench(name: str, batch: int, image_size: int, repeats: int, chunk: int, loop
         def f(v, x):
             if eps:
                 x = x - eps * scores.odin_direction(jax.tree_util.Partial(apply, v), x, jnp.asarray(1.0), std)
-            return per_sample_grad_norms(scores.scaled_apply(apply), scores.predicted_nll, {"vars": v, "T": jnp.asarray(1.0)},
-                                         x, selector=("vars/params/.*",), ord="sq", method=method, chunk_size=chunk)
+            return per_sample_grad_norms(apply, scores.grodin_loss, v, x, shared=t1, selector="all", ord="sq",
+                                         method=method, chunk_size=chunk)
         return jax.jit(f)
 
     print(f"   one batched training step: {t_step * 1e3:.1f} ms (compile {c_step:.1f} s)")

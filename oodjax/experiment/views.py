@@ -12,30 +12,16 @@ from typing import TYPE_CHECKING
 
 from oodjax import metrics
 from oodjax.plots import write_plots
+from oodjax.registry import Registry
 
 if TYPE_CHECKING:
     from oodjax.experiment.report import Report
 
 View = Callable[["Report"], "str | None"]
-_VIEWS: dict[str, View] = {}
+_VIEWS: Registry[View] = Registry("report view", " (a paper's views are registered by importing its presets, e.g. "
+                                                 "experiments.presets.paper000)")
 KINDS = ("far", "near", "covariate", "resize")
-
-
-def register_view(name: str) -> Callable[[View], View]:
-    def decorate(fn: View) -> View:
-        if name in _VIEWS:
-            raise ValueError(f"a view named {name!r} is already registered")
-        _VIEWS[name] = fn
-        return fn
-
-    return decorate
-
-
-def get(name: str) -> View:
-    if name not in _VIEWS:
-        raise KeyError(f"unknown report view {name!r}; known views: {', '.join(sorted(_VIEWS))} (a paper's views "
-                       "are registered by importing its presets, e.g. experiments.presets.paper000)")
-    return _VIEWS[name]
+register_view, get = _VIEWS.register, _VIEWS.get
 
 
 def check(names: Iterable[str]) -> None:

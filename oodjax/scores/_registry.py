@@ -12,10 +12,11 @@ from typing import Any
 
 import jax
 
+from oodjax.registry import Registry
 from oodjax.types import LOGITS, FitData, ModelOutputs, Scorer, check_vocabulary
 
 ScorerFactory = Callable[..., Scorer]
-_REGISTRY: dict[str, ScorerFactory] = {}
+_REGISTRY: Registry[ScorerFactory] = Registry("scorer")
 PLUGINS: tuple[str, ...] = ("oodjax.anchoring",)  # modules that register scorers of their own
 
 
@@ -26,14 +27,7 @@ def _load_plugins() -> None:
 
 def register(name: str) -> Callable[[ScorerFactory], ScorerFactory]:
     """Decorator: registers `factory(**hyperparameters) -> Scorer` under `name`."""
-
-    def decorate(factory: ScorerFactory) -> ScorerFactory:
-        if name in _REGISTRY:
-            raise ValueError(f"a scorer named {name!r} is already registered")
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorate
+    return _REGISTRY.register(name)
 
 
 def get(name: str, **hyperparameters: Any) -> Scorer:
@@ -44,11 +38,7 @@ def get(name: str, **hyperparameters: Any) -> Scorer:
       ValueError: the scorer declares a need outside the vocabulary of `oodjax.types`.
     """
     _load_plugins()
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown scorer {name!r}; known scorers: {', '.join(names())}") from None
-    scorer = factory(**hyperparameters)
+    scorer = _REGISTRY.get(name)(**hyperparameters)
     check_vocabulary(scorer.needs, f"scorer {name!r}")
     return scorer
 
@@ -56,7 +46,7 @@ def get(name: str, **hyperparameters: Any) -> Scorer:
 def names() -> list[str]:
     """Sorted names of all registered scorers."""
     _load_plugins()
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def fitting(provides: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:
