@@ -71,9 +71,10 @@ def pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
     return x if x.shape[0] == rows else np.concatenate([x, np.zeros((rows - x.shape[0], *x.shape[1:]), x.dtype)])
 
 
-def data_provides(model: Model, has_outliers: bool) -> frozenset[str]:
-    """What a model and the evaluation data give scorers together."""
-    return model.provides | ALWAYS | ({T.OUTLIERS} if has_outliers else frozenset())
+def data_provides(model: Model, has_outliers: bool, trained_with: frozenset[str] = frozenset()) -> frozenset[str]:
+    """What a model and the evaluation data give scorers together; trained_with: what the model's
+    training objective adds (`Objective.provides`, e.g. objective:bin)."""
+    return model.provides | ALWAYS | ({T.OUTLIERS} if has_outliers else frozenset()) | trained_with
 
 
 def check_scorers(scorers: Mapping[str, Scorer], provides: frozenset[str], model_label: str = "model") -> None:
@@ -87,10 +88,11 @@ class _Runner:
     intermediate maps reduced for the scorers that have a map_reduce, K-sample predictions, extras."""
 
     def __init__(self, model: Model, variables: Variables, scorers: Mapping[str, Scorer], needs: frozenset[str],
-                 normalize: Normalizer, batch_size: int, predict: Predict):
-        self.variables, self.normalize, self.batch_size, self.predict = variables, normalize, batch_size, predict
-        self.reducers = {k: jax.jit(s.map_reduce) for k, s in scorers.items()
-                         if s.map_reduce is not None and T.MAPS in s.needs}
+                 normalize: Normalizer, batch_size: int):
+        self.variables, self.normalize, self.batch_size = variables, normalize, batch_size
+        # Maps reach each scorer that needs them reduced by its map_reduce (Gram), or as they are.
+        self.reducers = {k: jax.jit(s.map_reduce) if s.map_reduce is not None else (lambda maps: maps)
+                         for k, s in scorers.items() if T.MAPS in s.needs}
         self.apply = jax.jit(model.apply)
         self.maps = jax.jit(model.maps) if self.reducers else None
         self.samples = jax.jit(model.samples) if T.SAMPLES in needs else None
@@ -157,18 +159,20 @@ def evaluate(
     bootstrap: int = 0,
     progress: bool = True,
     model_label: str = "model",
+    trained_with: frozenset[str] = frozenset(),
 ) -> EvalResult:
     """Fits every scorer on the fit images, their labels and the ID validation images (only what
     each needs), tunes the tunable ones on each OOD validation split, and scores the ID test set
     against each OOD test set.
 
     bootstrap: if > 0, adds `<metric>_std` over that many resamplings to each record.
-    model_label: the model's name in error messages.
+    model_label: the model's name in error messages. trained_with: what the model's training
+    objective provides to scorers (`Objective.provides`: objective:bin for BIN's sigmoid classifiers).
     """
     names = [s.name for s in data.ood_sets]
     if len(set(names)) != len(names):
         raise ValueError(f"OOD sets must have unique names, got {names}")
-    check_scorers(scorers, data_provides(model, data.outliers is not None), model_label)
+    check_scorers(scorers, data_provides(model, data.outliers is not None, trained_with), model_label)
     tuned = sorted(k for k, s in scorers.items() if s.tune is not None)
     missing = [s.name for s in data.ood_sets if s.val is None]
     if tuned and missing:
@@ -178,7 +182,7 @@ def evaluate(
         )
     needs = frozenset().union(*(s.needs for s in scorers.values()))
     predict = Predict(model.apply, variables, tuple(float(s) for s in data.input_std))
-    runner = _Runner(model, variables, scorers, needs, data.normalize, batch_size, predict)
+    runner = _Runner(model, variables, scorers, needs, data.normalize, batch_size)
 
     fit_out, fit_red = None, {}
     if T.TRAIN in needs or T.LABELS in needs:

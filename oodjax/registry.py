@@ -30,3 +30,7 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._items)
+
+    def remove(self, name: str) -> None:
+        """Forgets `name` (tests and notebooks that define a piece for a while)."""
+        self._items.pop(name, None)

@@ -62,9 +62,16 @@ def check_vocabulary(names: Iterable[str], who: str) -> frozenset[str]:
 def check_needs(scorer_label: str, needs: frozenset[str], model_label: str, provides: frozenset[str]) -> None:
     """ValueError naming the scorer, the model and what is missing if needs is not a subset of provides."""
     missing = sorted(needs - provides)
-    if missing:
-        raise ValueError(f"scorer {scorer_label!r} needs {missing}, which model {model_label!r} does not provide "
-                         f"(it provides {sorted(provides)}); drop the scorer or give it a model that provides them")
+    if not missing:
+        return
+    hints = []
+    if OUTLIERS in missing:
+        hints.append("an auxiliary outlier set: set Experiment.outliers (EvalData.outliers)")
+    if any(n.startswith(OBJECTIVE_PREFIX) for n in missing):
+        hints.append("a model trained with that objective (ModelSpec.objective)")
+    hint = f"; it needs {' and '.join(hints)}" if hints else ""
+    raise ValueError(f"scorer {scorer_label!r} needs {missing}, which model {model_label!r} does not provide "
+                     f"(it provides {sorted(provides)}){hint}; drop the scorer or give it what it needs")
 
 
 class Head(NamedTuple):
@@ -77,9 +84,9 @@ class Head(NamedTuple):
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Predict:
-    """A hashable predict handle, the one way a scorer reaches the model (big_vision's cacheable
-    partial): a static, hashable `apply(variables, x) -> (logits, features)` and its `variables` as
-    pytree leaves, so that it passes through `jax.jit` as an argument and one compiled function
+    """The predict handle, the one way a scorer reaches the model (big_vision's cacheable partial):
+    a static, hashable `apply(variables, x) -> (logits, features)` and its `variables` as pytree
+    leaves (the handle itself is a pytree, not hashable), so that it passes through `jax.jit` as an argument and one compiled function
     serves every set of weights. input_std: (C_in,) per-channel std of the input normalization
     (ODIN's step is divided by it).
     """

@@ -102,5 +102,8 @@ def test_unknown_need_is_refused():
     def _factory():
         return scores.stateless(lambda out: out.logits[:, 0], needs={"logits", "logitz"})
 
-    with pytest.raises(ValueError, match="unknown names \\['logitz'\\]"):
-        scores.get("test_only_bad_needs")
+    try:
+        with pytest.raises(ValueError, match="unknown names \\['logitz'\\]"):
+            scores.get("test_only_bad_needs")
+    finally:
+        scores._registry._REGISTRY.remove("test_only_bad_needs")  # the other tests derive lists from the registry

@@ -101,3 +101,9 @@ def test_evaluate_computes_only_what_the_scorers_need(key):
     assert fit == scores.FitData()  # needs = {logits}: nothing to fit on
     assert maps_calls == [] and outputs
     assert all(o.features is None and o.inputs is None and o.maps is None and o.model is None for o in outputs)
+    # A scorer that needs maps but has no map_reduce gets the maps as they are.
+    seen.clear()
+    raw = scores.Scorer(lambda d: (), lambda st, out: seen.append(out.maps) or scores.msp(out.logits),
+                        frozenset({"logits", "maps"}))
+    evaluate(model, variables, {"raw": raw}, kw, **opts)
+    assert seen and all(isinstance(m, tuple) and m[0].ndim == 4 for m in seen)

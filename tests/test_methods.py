@@ -9,7 +9,7 @@ from PIL import Image
 
 from experiments import run as run_cli
 from oodjax.experiment import EmbeddedData, Experiment, ModelSpec, OODSpec, run
-from oodjax.training import VIB, EnergyOE, TrainConfig
+from oodjax.training import BIN, VIB, EnergyOE, TrainConfig
 from tests.fake_data import make_fake_fashion_mnist
 
 
@@ -18,6 +18,7 @@ def test_methods_run_end_to_end(tmp_path):
     models = (
         ModelSpec("baseline", {"MSP": ("msp", {}),
                                "Flow emb +OOD": ("flow", {"steps": 30, "hidden": 16, "ood_weight": 1.0})}),
+        ModelSpec("bin", {"BIN": ("bin", {})}, objective=BIN(zeta=0.05)),  # needs objective:bin, from its training
         ModelSpec("viby", {"VIBY-I": ("viby_i", {}), "VIBY-II": ("viby_ii", {})}, head="viby", head_kwargs={"z": 8},
                   objective=VIB(0.01)),
         ModelSpec("energy_oe", {"Energy OE": ("energy", {})}, objective=EnergyOE(m_in=-8.0, m_out=-3.0), outliers=True,
@@ -34,8 +35,8 @@ def test_methods_run_end_to_end(tmp_path):
     result = run(cfg)
     out = tmp_path / "results" / "tiny_methods"
     records = json.loads((out / "metrics.json").read_text())
-    assert {r["scorer"] for r in records} == {"MSP", "Flow emb +OOD", "VIBY-I", "VIBY-II", "Energy OE", "Ens EPKL",
-                                              "MC MI"}
+    assert {r["scorer"] for r in records} == {"MSP", "Flow emb +OOD", "BIN", "VIBY-I", "VIBY-II", "Energy OE",
+                                              "Ens EPKL", "MC MI"}
     assert {r["ood_set"] for r in records} == {"gaussian_noise", "textures"}
     assert set(result["id_accuracies"]) == {m.name for m in models}
     assert result["id_accuracies"]["baseline"] > 0.5  # the fake classes are easy
@@ -80,6 +81,12 @@ def test_experiment_config_errors():
         ModelSpec("m", {}, mc_samples=1)
     with pytest.raises(ValueError, match="has no models"):
         Experiment(name="x", data=data, models=())
+    from oodjax.experiment import validate
+
+    with pytest.raises(ValueError, match=r"needs \['objective:bin'\].*trained with that objective"):
+        validate(Experiment(name="x", data=data, models=(ModelSpec("m", {"BIN": ("bin", {})}),)))
+    with pytest.raises(ValueError, match=r"needs \['outliers'\].*set Experiment.outliers"):
+        validate(Experiment(name="x", data=data, models=(ModelSpec("m", {"f": ("flow", {"ood_weight": 1.0})}),)))
 
 
 @pytest.mark.parametrize("path", ["experiments/configs/survey_table1.py", "experiments/configs/uncertainty.py"])

@@ -43,7 +43,7 @@ def test_training_learns(key, tmp_path):
     assert len(epochs) == 3 and epochs[-1]["epoch_loss"] < 0.5 * epochs[0]["epoch_loss"]
 
 
-def test_run_embedded_end_to_end(tmp_path):
+def test_embedded_experiment_end_to_end(tmp_path):
     d = make_fake_fashion_mnist(tmp_path / "fm", n_train=868, n_test=200)
     scorers = {"msp": ("msp", {}), "energy": ("energy", {}), "mahalanobis": ("mahalanobis", {}),
                "knn": ("knn", {"k": 5}), "vim": ("vim", {}), "gram": ("gram", {"powers": (1, 2)}),

@@ -195,11 +195,14 @@ def test_register_new_scorer():
     def _factory(scale: float = 2.0):
         return scores.stateless(lambda out: scale * jnp.max(out.logits, axis=-1))
 
-    assert name in scores.names()
-    out = ModelOutputs(jnp.ones((3, 4)), jnp.ones((3, 2)))
-    np.testing.assert_allclose(scores.get(name, scale=3.0).score((), out), [3.0, 3.0, 3.0])
-    with pytest.raises(ValueError, match="already registered"):
-        scores.register(name)(_factory)
+    try:
+        assert name in scores.names()
+        out = ModelOutputs(jnp.ones((3, 4)), jnp.ones((3, 2)))
+        np.testing.assert_allclose(scores.get(name, scale=3.0).score((), out), [3.0, 3.0, 3.0])
+        with pytest.raises(ValueError, match="already registered"):
+            scores.register(name)(_factory)
+    finally:
+        scores._registry._REGISTRY.remove(name)  # other tests derive scorer lists from the registry
 
 
 def test_unknown_name_lists_known():

@@ -17,7 +17,8 @@ Variants:
 import dataclasses
 
 from experiments.configs.embedded import get_config as embedded_config
-from experiments.presets import paper000  # also registers the table8 view
+from experiments.presets import paper000  # noqa: F401  (registers the table8 view)
+from experiments.presets.common import CIFAR_TRAIN
 from oodjax import anchoring
 from oodjax.experiment import Anchoring, Experiment, ModelSpec, OODSpec, TfdsData
 
@@ -43,5 +44,5 @@ def get_config(variant: str = "default") -> Experiment:
     if variant == "cifar10":
         return Experiment(
             name="amp_ablation_cifar10", data=TfdsData("cifar10", ood=(OODSpec("svhn"),)), models=ablation_models(),
-            arch="wrn40_2", views=("table8",), train=paper000.CIFAR_TRAIN)
+            arch="wrn40_2", views=("table8",), train=CIFAR_TRAIN)
     raise ValueError(f"unknown variant {variant!r}; choose 'default', 'small' or 'cifar10'")

@@ -25,6 +25,7 @@ Data: tfds datasets from --data-dir (`tfds build cifar10 cifar100 svhn_cropped d
 import os
 
 from experiments.presets import paper000
+from experiments.presets.common import CIFAR_TRAIN
 from oodjax.experiment import Anchoring, Experiment, ModelSpec, OODSpec, TfdsData
 
 OOD_ROOT = os.environ.get("OODJAX_OOD_ROOT", "data/ood")
@@ -83,6 +84,6 @@ def get_config(variant: str = "table2_cifar10") -> Experiment:
         models=(ModelSpec(id_dataset, BASELINES),
                 ModelSpec(f"{id_dataset}_anchored", paper000.amp_scorers(), anchoring=Anchoring(), fit_size=1000,
                           val_size=1000)),
-        arch=MODELS[table], train=paper000.CIFAR_TRAIN, train_dir=shared,
+        arch=MODELS[table], train=CIFAR_TRAIN, train_dir=shared,
         views=("summary", "table", "plots", "table7", "fig5"),
     )

@@ -19,6 +19,7 @@ Variants:
 import dataclasses
 import os
 
+from experiments.presets.common import CIFAR_TRAIN
 from experiments.presets.papers003_004 import METRICS, TITLE, uncertainty_models
 from oodjax import data
 from oodjax.experiment import EmbeddedData, Experiment, OODSpec, TfdsData
@@ -57,7 +58,7 @@ def get_config(variant: str = "default") -> Experiment:
         models = uncertainty_models(finetune=TrainConfig(epochs=10, batch_size=128, learning_rate=0.001, augment=True),
                                     dropout=0.3, members=5)
         return Experiment(
-            name="uncertainty_cifar10", data=data_spec, models=models, arch="wrn40_2",
+            name="uncertainty_cifar10", data=data_spec, models=models, arch="wrn40_2", train=CIFAR_TRAIN,
             outliers=OODSpec("300K random images", folder=os.path.join(root, "300K_random_images")),
             outlier_size=300000, **common)
     raise ValueError(f"unknown variant {variant!r}; choose 'default', 'small' or 'cifar10'")

@@ -6,6 +6,12 @@ from typing import Any
 
 from oodjax import models, scores
 from oodjax.evaluate import ALWAYS
+from oodjax.training import TrainConfig
+
+# CIFAR training of papers 000 and 003/004 (WRN's schedule): 200 epochs, SGD lr 0.1, decay 0.2 at
+# epochs 60, 120, 160, crop + flip.
+CIFAR_TRAIN = TrainConfig(epochs=200, batch_size=128, learning_rate=0.1, augment=True, schedule="step",
+                          schedule_kwargs={"milestones": (60, 120, 160), "gamma": 0.2})
 
 # Registered scorers a plain classifier could feed that the default list leaves out: the flows
 # (a density model trained per run; the uncertainty config runs them) and the autodiff references

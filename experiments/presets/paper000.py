@@ -9,11 +9,6 @@ from typing import Any
 from oodjax import metrics
 from oodjax.experiment import register_view
 from oodjax.plots import plot_severity, plot_severity_densities
-from oodjax.training import TrainConfig
-
-# Training as in the paper (CIFAR): 200 epochs, SGD lr 0.1, decay 0.2 at epochs 60, 120, 160, crop + flip.
-CIFAR_TRAIN = TrainConfig(epochs=200, batch_size=128, learning_rate=0.1, augment=True, schedule="step",
-                          schedule_kwargs={"milestones": (60, 120, 160), "gamma": 0.2})
 
 FIG5_SCORERS = ("amp", "amp_tau_mean", "amp_msp", "amp_energy", "amp_entropy", "amp_tau", "msp", "odin", "energy",
                 "gram")

@@ -105,7 +105,8 @@ class ModelSpec:
     """One model of an experiment: how it is built and trained, and what scores it.
 
     name: its label in records and tables. scorers: {label: (registered scorer, hyper-parameters)},
-      or None for every registered scorer it can feed. arch / model_kwargs: the backbone (None: the
+      or None for every registered scorer it can feed, with registered defaults (the papers' full
+      grids and the flows: slow on a CPU; list scorers to choose). arch / model_kwargs: the backbone (None: the
       experiment's). head / head_kwargs: a head variant (models.HEADS). objective: the loss.
     train: its TrainConfig (None: the experiment's). train_name: its checkpoint folder
       train_dir/train_<train_name> (None: its name; models that share one share their training).

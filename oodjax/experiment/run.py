@@ -1,8 +1,12 @@
 """Train-or-restore and evaluate every model of an experiment, after validating all of it.
 
-Keys: key(seed) -> (data split, ID test subset, models, held-out-class models); each model's key
--> (training, fit subset, evaluation), and fold_in(key, 1) for its anchors / dropout masks. Every
-model trains in its own resumable workdir (a killed run resumes, a finished one is reused).
+Keys, one layout for every experiment (the embedded demo's; the golden test pins it):
+key(seed) -> (data split, ID test subset, models, held-out-class models); each model's key ->
+(training, fit subset, evaluation), fold_in(training key, i) for ensemble member i > 0, and
+fold_in(model key, 1) for its anchors / dropout masks. Models of one experiment share their keys,
+so anchored models that differ only in K (Table 8) draw nested anchor sets (K = 2 within K = 5 ...):
+the columns differ by K alone. Every model trains in its own resumable workdir (a killed run
+resumes, a finished one is reused).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ def validate(exp: Experiment) -> list[Built]:
     and hyper-parameters, every scorer's needs against its model's provisions, view names, OOD set
     names of the embedded suite. Raises ValueError / KeyError naming the problem."""
     views.check(exp.views)
+    # What a model provides does not depend on its class count: 10 stands in before the data is loaded.
     built = [build(exp, spec, num_classes=len(spec.classes) if spec.classes else 10) for spec in exp.models]
     if isinstance(exp.data, EmbeddedData):
         from oodjax.data import embedded  # noqa: PLC0415  (the suite's names, no images loaded)
@@ -81,10 +86,11 @@ def run(exp: Experiment) -> dict[str, Any]:
     d = assemble(exp.data, k_split, k_test)
     outliers = outlier_images(exp, d)
     out_norm = d.normalize(outliers) if outliers is not None else None
+    per_model = {spec.name: _model_data(spec, d, exp) for spec in exp.models}  # OOD set names checked before training
     trained: dict[str, Any] = {}
     results: list[tuple[str, EvalResult]] = []
     for spec in exp.models:
-        md = _model_data(spec, d, exp)
+        md = per_model[spec.name]
         (x_tr, y_tr), (x_te, y_te) = md.train_xy, md.test_xy
         base = k_near if spec.classes is not None else k_main
         k_train, k_fit, k_eval = jax.random.split(base, 3)
@@ -98,7 +104,8 @@ def run(exp: Experiment) -> dict[str, Any]:
                         md.ood_sets, md.normalize, md.input_std, id_test_labels=y_te,
                         outliers=ArraySource(outliers, "outliers") if outliers is not None else None)
         res = evaluate(model, variables, b.scorers, data, key=k_eval, batch_size=exp.batch_size,
-                       bootstrap=exp.bootstrap, progress=exp.progress, model_label=spec.name)
+                       bootstrap=exp.bootstrap, progress=exp.progress, model_label=spec.name,
+                       trained_with=spec.objective.provides)
         for r in res.records:
             r.update({"model": spec.name, **dict(spec.tags)})
         results.append((spec.name, res))

@@ -44,7 +44,8 @@ def _flow(on: str = "features", progress: bool = False, **config: Any) -> Scorer
         outliers = None
         if cfg.ood_weight > 0:
             if data.outliers is None:
-                raise ValueError("flow with ood_weight > 0 needs an auxiliary OOD set: evaluate(..., outliers=...)")
+                raise ValueError("flow with ood_weight > 0 needs an auxiliary OOD set (FitData.outliers): set Experiment.outliers "
+                                 "or EvalData.outliers")
             outliers = np.asarray(_view(data.outliers, on))
         if data.key is None:
             raise ValueError("flow draws its batches and initial weights from FitData.key: pass one")

@@ -8,10 +8,13 @@ The hyper-parameters (temperature, epsilon, anything the loss reads) are the sco
 dict of float32 scalars: they reach the loss as a non-differentiated argument (never inside the
 differentiated pytree), one compilation serves every value, and the shared grid tuner can tune
 them per OOD validation split. The implementation is a `GradImplementation` enum (vmap, ghost
-norm tricks, auto). Example: GRODIN's G score is
+norm tricks, auto). Example: GRODIN's G score is (losses and combines defined once, at module level: they are static
+arguments of compiled functions)
 
-    gradient_scorer(lambda z, h: predicted_nll(z / h["temperature"]), selector="all", norm="sq",
-                    combine=lambda sq, z, h: -sq / msp(z, h["temperature"]) ** 2, perturb=True)
+    def grodin_loss(z, h):
+        return predicted_nll(z / h["temperature"])
+    gradient_scorer(grodin_loss, selector="all", norm="sq", combine=_grodin_g, perturb=True,
+                    grid={"temperature": ODIN_TEMPERATURES, "epsilon": ODIN_EPSILONS})
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
-from oodjax.gradients import NORM_ORDS, GradImplementation, Selector, logits_fn_of, per_sample_grad_norms
+from oodjax.gradients import NAMED_SELECTORS, NORM_ORDS, GradImplementation, Selector, logits_fn_of, per_sample_grad_norms
 from oodjax.scores._odin import _check_step, check_grid, odin_direction, perturbed_grid_scores
 from oodjax.scores._tune import grid_tuner
 from oodjax.types import INPUTS, MODEL, WEIGHTS, FitData, ModelOutputs, Predict, Scorer, require
@@ -79,6 +82,12 @@ def gradient_scorer(
         raise ValueError(f"a perturbed gradient score tunes temperature x epsilon, got the grid {sorted(grid)}")
     if grid is not None and set(grid) - set(hyper):
         raise ValueError(f"grid names {sorted(set(grid) - set(hyper))} are not hyper-parameters {sorted(hyper)}")
+    for t in (grid or {}).get("temperature", ()):
+        _check_step(t, 0.0)
+    for e in (grid or {}).get("epsilon", ()):
+        _check_step(1.0, e)
+    if isinstance(selector, str) and selector not in NAMED_SELECTORS:
+        raise ValueError(f"selector string must be one of {NAMED_SELECTORS} (or a list of regexes), got {selector!r}")
 
     def fit(data: FitData) -> Hyper:
         del data

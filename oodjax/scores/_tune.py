@@ -1,6 +1,7 @@
 """One grid tuner for every tunable scorer (ODIN, GRODIN, any new one).
 
-A tunable scorer keeps its hyper-parameters as fields of a NamedTuple state. The tuner scores the
+A tunable scorer keeps its hyper-parameters in its state: fields of a NamedTuple (ODIN) or keys
+of a dict (the gradient scorers). The tuner scores the
 ID validation split and each OOD set's validation split at every grid point, picks per OOD set the
 point that is best by a named criterion, and returns that set's state with the point's values.
 The OOD test splits are never seen. A scorer may share work across grid points (ODIN computes one
