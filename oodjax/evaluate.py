@@ -197,7 +197,9 @@ def evaluate(
     ood_val = {s.name: runner.collect(s.val) for s in data.ood_sets} if tuned else {}
 
     states: dict[str, dict[str, Any]] = {}
-    for i, (label, scorer) in enumerate(tqdm(scorers.items(), desc="fit scorers", disable=not progress)):
+    bar = tqdm(scorers.items(), desc=f"{model_label}: fit", disable=not progress, dynamic_ncols=True)
+    for i, (label, scorer) in enumerate(bar):
+        bar.set_description(f"{model_label}: fit {label}" + (" (tune on OOD validation)" if scorer.tune else ""))
         has = scorer.needs.__contains__
         fit_data = FitData(
             train=_view(fit_out, fit_red, label, scorer, predict) if has(T.TRAIN) else None,
@@ -223,7 +225,8 @@ def evaluate(
             distinct[label].setdefault(_state_key(st), st)
     id_scores: dict[str, dict[tuple, list]] = {label: {k: [] for k in d} for label, d in distinct.items()}
     correct = []
-    for base, red, n in tqdm(runner.batches(data.id_test), desc="score ID test", disable=not progress):
+    for base, red, n in tqdm(runner.batches(data.id_test), desc=f"{model_label}: score ID test", disable=not progress,
+                             dynamic_ncols=True):
         if data.id_test_labels is not None:
             correct.append(np.asarray(jnp.argmax(base.logits, -1))[:n])
         for label, d in distinct.items():
@@ -238,7 +241,9 @@ def evaluate(
         id_accuracy = float(np.mean(pred == np.asarray(data.id_test_labels)))
 
     records, all_scores = [], {label: {} for label in scorers}
-    for j, oset in enumerate(tqdm(data.ood_sets, desc="score OOD sets", disable=not progress)):
+    bar = tqdm(data.ood_sets, desc=f"{model_label}: score", disable=not progress, dynamic_ncols=True)
+    for j, oset in enumerate(bar):
+        bar.set_description(f"{model_label}: score {oset.name}")
         ood_scores = {label: [] for label in scorers}
         for base, red, n in runner.batches(oset.test):
             for label in scorers:

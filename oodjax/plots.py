@@ -16,62 +16,111 @@ import numpy as np  # noqa: E402
 from oodjax.metrics import roc_curve  # noqa: E402
 
 ScorePairs = Mapping[str, tuple[np.ndarray, np.ndarray]]
+MAX_LINES = 8  # lines per panel: more cannot be told apart
+# 8 colours that stay distinct (Okabe-Ito) and a line style per colour, so that print in grey works too
+COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+STYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 1)), (0, (8, 2, 2, 2)))
+KINDS = ("far", "near", "covariate", "resize")
+DPI = 150
 
 
-def _grid(n: int) -> tuple[plt.Figure, np.ndarray]:
-    cols = min(n, 5)
+def _style(i: int) -> dict[str, Any]:
+    return {"color": COLORS[i % MAX_LINES], "ls": STYLES[i % MAX_LINES]}
+
+
+def _grid(n: int, cols: int = 4, size: tuple[float, float] = (3.4, 3.0)) -> tuple[plt.Figure, np.ndarray]:
+    cols = max(1, min(n, cols))
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False,
-                             gridspec_kw={"hspace": 0.5, "wspace": 0.3})
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False,
+                             layout="constrained")
     for ax in axes.flat[n:]:
         ax.axis("off")
     return fig, axes.flat
 
 
-def plot_roc(pairs: ScorePairs, title: str, path: str | Path) -> Path:
-    """ROC curves (ID positive), one per OOD set, on one axis."""
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    for name, (id_s, ood_s) in pairs.items():
-        fpr, tpr = roc_curve(id_s, ood_s)
-        ax.plot(fpr, tpr, lw=1, label=name)
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.axhline(0.95, color="gray", lw=0.5, ls="--")
-    ax.set(xlabel="FPR (OOD accepted)", ylabel="TPR (ID accepted)", title=title, xlim=(0, 1), ylim=(0, 1.01))
-    ax.legend(fontsize=5, ncol=2, loc="lower right")
+def _chunks(items: Sequence[Any], n: int = MAX_LINES) -> list[Sequence[Any]]:
+    return [items[i : i + n] for i in range(0, len(items), n)] or [items]
+
+
+def _kind_panels(names: Sequence[str], kinds: Mapping[str, str] | None) -> list[tuple[str, Sequence[str]]]:
+    """(panel title, OOD set names): one panel per kind of shift (per corruption for covariate
+    shift), at most MAX_LINES sets each."""
+    kinds = kinds or {}
+    groups: dict[str, list[str]] = {}
+    for n in names:  # covariate sets "<corruption>-<severity>": one panel per corruption
+        kind = kinds.get(n, "OOD")
+        key = f"{kind}: {n.rsplit('-', 1)[0]}" if kind == "covariate" and n.rsplit("-", 1)[-1].isdigit() else kind
+        groups.setdefault(key, []).append(n)
+    rank = {k: i for i, k in enumerate(KINDS)}
+    order = sorted(groups, key=lambda g: rank.get(g.split(":")[0], len(KINDS)))
+    panels = []
+    for kind in order:
+        parts = _chunks(groups[kind])
+        panels += [(kind if len(parts) == 1 else f"{kind} ({i + 1}/{len(parts)})", part) for i, part in enumerate(parts)]
+    return panels
+
+
+def plot_roc(pairs: ScorePairs, title: str, path: str | Path, kinds: Mapping[str, str] | None = None) -> Path:
+    """ROC curves (ID positive), one panel per kind of shift (`kinds`: OOD set -> kind) with at most
+    8 OOD sets each, the 95% TPR line of FPR95 (ID+), legends beside the panels."""
+    panels = _kind_panels(list(pairs), kinds)
+    fig, axes = _grid(len(panels), cols=2, size=(5.4, 3.6))
+    for ax, (panel, names) in zip(axes, panels):
+        for i, name in enumerate(names):
+            fpr, tpr = roc_curve(*pairs[name])
+            ax.plot(fpr, tpr, lw=1.3, label=name, **_style(i))
+        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls=":")
+        ax.axhline(0.95, color="0.6", lw=0.6, ls="--")
+        ax.set(xlabel="FPR: OOD accepted as ID (fraction)", ylabel="TPR: ID accepted (fraction)", title=panel,
+               xlim=(0, 1), ylim=(0, 1.01))
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.suptitle(f"ROC, {title} (ID positive; dashed: TPR 0.95)", fontsize=11)
     return _save(fig, path)
 
 
 def plot_densities(pairs: ScorePairs, title: str, path: str | Path) -> Path:
-    """Histogram densities of ID versus OOD scores, one panel per OOD set."""
-    fig, axes = _grid(len(pairs))
+    """Histogram densities of ID versus OOD scores, one panel per OOD set, one legend."""
+    fig, axes = _grid(len(pairs), cols=5, size=(3.0, 2.4))
     for ax, (name, (id_s, ood_s)) in zip(axes, pairs.items()):
         lo, hi = np.percentile(np.concatenate([id_s, ood_s]), [0.5, 99.5])
         bins = np.linspace(lo, hi if hi > lo else lo + 1, 50)
-        for values, label in ((id_s, "ID"), (ood_s, "OOD")):  # np.histogram + stairs: ~10x faster than hist
-            ax.stairs(np.histogram(values, bins, density=True)[0], bins, lw=1.2, label=label)
+        for i, (values, label) in enumerate(((id_s, "ID test"), (ood_s, "OOD test"))):  # histogram + stairs: fast
+            ax.stairs(np.histogram(values, bins, density=True)[0], bins, lw=1.3, label=label, **_style(i))
         ax.set_title(name, fontsize=8)
+        ax.set_xlabel("score (higher = ID)", fontsize=7)
+        ax.set_ylabel("density", fontsize=7)
         ax.tick_params(labelsize=6)
-    axes[0].legend(fontsize=6)
-    fig.suptitle(f"{title}: score densities (higher = ID)", fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper right", ncols=2, fontsize=8, frameon=False)
+    fig.suptitle(f"Score densities, {title}", fontsize=11)
     return _save(fig, path)
 
 
-def plot_severity(records: Sequence[Mapping[str, Any]], path: str | Path, metric: str = "auroc") -> Path | None:
-    """`metric` versus corruption severity 1-5, one panel per corruption, one line per scorer."""
+def plot_severity(records: Sequence[Mapping[str, Any]], path: str | Path, metric: str = "auroc",
+                  title: str = "") -> Path | None:
+    """`metric` versus corruption severity 1-5: one column per corruption, one row per group of at
+    most 8 scorers (scorers ordered by their mean over the covariate sets, best first)."""
     cov = [r for r in records if r.get("kind") == "covariate" and r.get("severity")]
     if not cov:
         return None
     corruptions = sorted({r["ood_set"].rsplit("-", 1)[0] for r in cov})
-    fig, axes = _grid(len(corruptions))
-    fig.set_size_inches(5.5 * min(len(corruptions), 5), 4.5 * math.ceil(len(corruptions) / 5))
-    for ax, corruption in zip(axes, corruptions):
-        rows = [r for r in cov if r["ood_set"].rsplit("-", 1)[0] == corruption]
-        for i, scorer in enumerate(dict.fromkeys(r["scorer"] for r in rows)):
-            pts = sorted((r["severity"], r[metric]) for r in rows if r["scorer"] == scorer)
-            style = ("-", "--", ":")[i // 10 % 3]  # the colour cycle has 10 colours
-            ax.plot(*zip(*pts), ls=style, marker="o", ms=3, lw=1, label=scorer)
-        ax.set(title=corruption, xlabel="severity", ylabel=metric.upper(), xticks=range(1, 6))
-    axes[0].legend(fontsize=5, ncol=2)
+    scorers = list(dict.fromkeys(r["scorer"] for r in cov))
+    mean = {s: np.mean([r[metric] for r in cov if r["scorer"] == s]) for s in scorers}
+    groups = _chunks(sorted(scorers, key=lambda s: -mean[s]))
+    fig, axes = plt.subplots(len(groups), len(corruptions), squeeze=False, layout="constrained",
+                             figsize=(4.2 * len(corruptions) + 2.2, 3.0 * len(groups)))
+    for row, group in enumerate(groups):
+        for col, corruption in enumerate(corruptions):
+            ax = axes[row, col]
+            for i, scorer in enumerate(group):
+                pts = sorted((r["severity"], r[metric]) for r in cov
+                             if r["scorer"] == scorer and r["ood_set"].rsplit("-", 1)[0] == corruption)
+                if pts:
+                    ax.plot(*zip(*pts), marker="o", ms=3, lw=1.2, label=scorer, **_style(i))
+            ax.set(xlabel="corruption severity", ylabel=f"{metric.upper()} (fraction)", xticks=range(1, 6),
+                   title=f"{corruption}, scorers {row * MAX_LINES + 1}-{row * MAX_LINES + len(group)}")
+        axes[row, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.suptitle(f"{metric.upper()} versus severity{', ' + title if title else ''}", fontsize=11)
     return _save(fig, path)
 
 
@@ -84,22 +133,20 @@ def plot_severity_densities(pairs: ScorePairs, title: str, path: str | Path) -> 
     if not sets:
         return None
     corruptions = sorted({n.rsplit("-", 1)[0] for n in sets})
-    fig, axes = _grid(len(corruptions))
-    fig.set_size_inches(5.0 * min(len(corruptions), 5), 4.0 * math.ceil(len(corruptions) / 5))
+    fig, axes = _grid(len(corruptions), cols=4, size=(4.2, 3.2))
     for ax, corruption in zip(axes, corruptions):
         levels = sorted((int(n.rsplit("-", 1)[1]), p) for n, p in sets.items() if n.rsplit("-", 1)[0] == corruption)
         id_s = levels[0][1][0]
         values = np.concatenate([id_s, *(p[1] for _, p in levels)])
         lo, hi = np.percentile(values, [0.5, 99.5])
         bins = np.linspace(lo, hi if hi > lo else lo + 1, 50)
-        ax.stairs(np.histogram(id_s, bins, density=True)[0], bins, lw=1.6, color="k", label="ID")
+        ax.stairs(np.histogram(id_s, bins, density=True)[0], bins, lw=1.8, color="k", label="ID test")
         colors = plt.cm.viridis(np.linspace(0.15, 0.9, len(levels)))
         for (level, (_, ood_s)), color in zip(levels, colors):
-            ax.stairs(np.histogram(ood_s, bins, density=True)[0], bins, lw=1, color=color, label=f"level {level}")
-        ax.set_title(corruption, fontsize=8)
-        ax.tick_params(labelsize=6)
-    axes[0].legend(fontsize=6)
-    fig.suptitle(f"{title}: ID versus corruption levels (higher = ID)", fontsize=10, y=1.0)
+            ax.stairs(np.histogram(ood_s, bins, density=True)[0], bins, lw=1.1, color=color, label=f"severity {level}")
+        ax.set(title=corruption, xlabel="score (higher = ID)", ylabel="density")
+    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.suptitle(f"{title}: ID versus corruption severities", fontsize=11)
     return _save(fig, path)
 
 
@@ -117,19 +164,25 @@ def plot_reliability(curves: Mapping[str, Mapping[str, np.ndarray]], path: str |
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
+    """`path` as a PNG at DPI and, next to it, the same figure as a vector PDF."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)  # Agg rendering dominates plotting time; 80 dpi keeps the grids legible
+    fig.savefig(path, dpi=DPI)
+    fig.savefig(path.with_suffix(".pdf"))
     plt.close(fig)
     return path
 
 
-def write_plots(scores: Mapping[str, ScorePairs], records: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list[Path]:
-    """roc_<scorer>.png and density_<scorer>.png per scorer, and auroc_vs_severity.png."""
+def write_plots(scores: Mapping[str, ScorePairs], records: Sequence[Mapping[str, Any]], out_dir: str | Path,
+                title: str = "") -> list[Path]:
+    """roc_<scorer>.png and density_<scorer>.png per scorer, and auroc_vs_severity.png (each with a
+    PDF); title: what was scored (model and ID set), in every figure's title."""
     out_dir = Path(out_dir)
+    kinds = {r["ood_set"]: r.get("kind", "OOD") for r in records}
     paths = []
     for scorer, pairs in scores.items():
-        paths.append(plot_roc(pairs, scorer, out_dir / f"roc_{scorer}.png"))
-        paths.append(plot_densities(pairs, scorer, out_dir / f"density_{scorer}.png"))
-    severity = plot_severity(records, out_dir / "auroc_vs_severity.png")
+        label = f"{scorer}{', ' + title if title else ''}"
+        paths.append(plot_roc(pairs, label, out_dir / f"roc_{scorer}.png", kinds))
+        paths.append(plot_densities(pairs, label, out_dir / f"density_{scorer}.png"))
+    severity = plot_severity(records, out_dir / "auroc_vs_severity.png", title=title)
     return paths + ([severity] if severity else [])

@@ -145,7 +145,7 @@ def test_table_markdown_and_average():
     recs = _records()
     md = metrics.format_table(recs, metrics=("auroc", "fpr95"))
     lines = md.strip().splitlines()
-    assert lines[0] == "| Scorer | OOD set | AUROC | FPR95 |"
+    assert lines[0] == "| Scorer | OOD set | AUROC | FPR95 (ID+) |"
     assert len(lines) == 2 + 3 + 2  # header, rule, 3 records, 2 averages
     assert f"| msp | a | {100 * recs[0]['auroc']:.2f} |" in md
     avg = (recs[0]["auroc"] + recs[1]["auroc"]) / 2

@@ -66,11 +66,32 @@ def test_embedded_experiment_end_to_end(tmp_path):
             assert 0.0 <= r[k] <= 1.0, (r["scorer"], k)
     near = [r for r in records if r["kind"] == "near"]
     assert near and near[0]["id_accuracy"] == result["id_accuracies"]["heldout"] and near[0]["model"] == "heldout"
-    assert "| mahalanobis | average |" in (out / "table.md").read_text()
+    table = (out / "table.md").read_text()
+    assert "| mahalanobis | far (avg of 2) |" in table and "| average |" not in table  # per kind, never across
+    assert "| FPR95 (ID+) | FPR95 (OOD+) |" in table
     assert "| odin | covariate (avg of 5) |" in (out / "summary.md").read_text()
-    assert (out / "table.csv").read_text().startswith("scorer,ood_set,fpr95")
+    assert (out / "table.csv").read_text().startswith("scorer,ood_set,fpr95,fpr95_ood_positive")
+    assert "| all_classes | odin | digits | temperature = " in (out / "tuned.md").read_text()
+    terminal = result["summary"].splitlines()
+    assert len(terminal) <= 30 and terminal[1].startswith("  far (2 sets): ")
     assert (out / "plots" / "auroc_vs_severity.png").exists() and (out / "plots" / "roc_odin.png").exists()
-    assert json.loads((out / "run.json").read_text())["id_accuracies"]["all_classes"] == result["id_accuracies"]["all_classes"]
+    run_json = json.loads((out / "run.json").read_text())
+    assert run_json["id_accuracies"]["all_classes"] == result["id_accuracies"]["all_classes"]
+    assert {"all_classes/train", "heldout/evaluate", "data", "report"} <= set(run_json["phases"])
+    prov = run_json["provenance"]
+    assert prov["packages"]["jax"] == jax.__version__ and prov["devices"] and "commit" in prov["git"]
+
+
+def test_cli_lists_and_runs_a_subset_of_scorers(capsys):
+    assert run_cli.main(["--list", "scorers"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("odin ") and "needs inputs, model" in line for line in lines)
+    exp = run_cli.load_config("experiments/configs/uncertainty.py", "small")
+    sub = run_cli.only_scorers(exp, ["Energy OE"])
+    assert [m.name for m in sub.models] == ["baseline", "energy_oe"]  # baseline kept: energy_oe fine-tunes it
+    assert sub.models[0].scorers == {} and list(sub.models[1].scorers) == ["Energy OE"]
+    with pytest.raises(SystemExit, match="not scorer labels"):
+        run_cli.only_scorers(exp, ["nope"])
 
 
 def test_config_errors_come_before_any_work(tmp_path):

@@ -30,7 +30,7 @@ def _params_equal(a, b):
 CFG = TrainConfig(epochs=2, batch_size=16, learning_rate=0.05, augment=True, checkpoint_every=4, log_every=2)
 
 
-def test_resume_after_kill_is_identical(key, tmp_path):
+def test_resume_after_kill_is_identical(key, tmp_path, capsys):
     model = small_cnn(3, image_size=12, widths=(8, 16), feature_dim=16)
     x, y = _data()  # 6 steps per epoch, 12 in all; checkpoints at 4, 8, 12
     full, _ = train(model, x, y, CFG, key=key, workdir=tmp_path / "a", progress=False)
@@ -50,10 +50,11 @@ def test_resume_after_kill_is_identical(key, tmp_path):
     assert steps == sorted(set(steps)) == [2, 4, 6, 8, 10, 12]  # no duplicate log lines
     lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines] == log
-    # A finished run is restored, not retrained.
-    again, _ = train(model, x, y, CFG, key=key, workdir=tmp_path / "b", progress=False,
+    # A finished run is restored, not retrained, and says so (no 100% bar).
+    again, _ = train(model, x, y, CFG, key=key, workdir=tmp_path / "b", progress=True,
                      on_step=lambda s, m: pytest.fail("retrained a finished run"))
     _params_equal(full, again)
+    assert "train b: reusing the finished run in" in capsys.readouterr().out
 
 
 def test_workdir_of_another_run_is_refused(key, tmp_path):

@@ -8,6 +8,7 @@ from typing import Any
 
 from oodjax import metrics
 from oodjax.experiment import register_view
+from oodjax.experiment.views import plot_title
 from oodjax.plots import plot_severity, plot_severity_densities
 
 FIG5_SCORERS = ("amp", "amp_tau_mean", "amp_msp", "amp_energy", "amp_entropy", "amp_tau", "msp", "odin", "energy",
@@ -46,9 +47,12 @@ def fig5(report) -> None:
     """plots/fig5b_auroc_vs_severity.png and fig5a_densities_<scorer>.png (paper 000, Fig. 5)."""
     fig5 = [k for k in FIG5_SCORERS if k in report.scores]
     plots = report.out_dir / "plots"
-    plot_severity([r for r in report.records if r["scorer"] in fig5], plots / "fig5b_auroc_vs_severity.png")
+    title = plot_title(report)
+    plot_severity([r for r in report.records if r["scorer"] in fig5], plots / "fig5b_auroc_vs_severity.png",
+                  title=f"{title} (paper 000, Fig. 5b)")
     for k in fig5[:2]:
-        plot_severity_densities(report.scores[k], k, plots / f"fig5a_densities_{k}.png")
+        plot_severity_densities(report.scores[k], f"{k}, {title} (paper 000, Fig. 5a)",
+                                plots / f"fig5a_densities_{k}.png")
 
 
 @register_view("table8")

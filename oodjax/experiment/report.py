@@ -1,5 +1,5 @@
-"""Report writing: metrics.json (one record per model x scorer x OOD set), run.json, then the
-experiment's views in order."""
+"""Report writing: metrics.json (one record per model x scorer x OOD set), the views, then run.json
+(with provenance)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import numpy as np
 from oodjax.evaluate import EvalResult
 from oodjax.experiment import views
 from oodjax.experiment.config import Experiment
+from oodjax.experiment.provenance import provenance
 
 
 class Report(NamedTuple):
@@ -35,17 +36,31 @@ def merged_scores(results: list[tuple[str, EvalResult]]) -> dict[str, dict[str, 
     return out
 
 
-def write_report(exp: Experiment, results: list[tuple[str, EvalResult]], start: float) -> dict[str, Any]:
+def write_report(exp: Experiment, results: list[tuple[str, EvalResult]], start: float,
+                 phases: dict[str, float] | None = None) -> dict[str, Any]:
     """Writes results_dir/name/{metrics.json, run.json} and the views; returns {'records',
-    'id_accuracies', 'summary' (what the views return, for the terminal), 'out_dir', 'seconds'}."""
+    'id_accuracies', 'summary' (what the views return, for the terminal), 'out_dir', 'seconds'}.
+
+    run.json: the resolved config (seed included: every key derives from it, `run` says how), each
+    model's ID accuracy, wall seconds in total and per phase, and the provenance (git commit and
+    whether the checkout had uncommitted changes, package versions, devices)."""
     out_dir = Path(exp.results_dir) / exp.name
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report(exp, [r for _, res in results for r in res.records],
                     {name: res.id_accuracy for name, res in results}, merged_scores(results), out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(report.records, indent=1))
-    (out_dir / "run.json").write_text(json.dumps(
-        {"config": dataclasses.asdict(exp), "id_accuracies": report.accuracies, "seconds": time.time() - start},
-        indent=1, default=str))
+    t = time.time()
     texts = [views.get(name)(report) for name in exp.views]
+    tuned = [r for r in report.records if "tuned" in r]
+    if tuned:  # the hyper-parameters each tunable scorer chose on each OOD set's validation split
+        rows = "".join(f"| {r.get('model', '')} | {r['scorer']} | {r['ood_set']} | "
+                       + ", ".join(f"{k} = {v:g}" for k, v in r["tuned"].items()) + " |\n" for r in tuned)
+        (out_dir / "tuned.md").write_text("Tuned on each OOD set's validation split (never its test split)\n\n"
+                                          "| Model | Scorer | OOD set | values |\n|---|---|---|---|\n" + rows)
+        texts.append(f"Tuned hyper-parameters ({len(tuned)} model x scorer x OOD set): {out_dir / 'tuned.md'}")
+    phases = {**(phases or {}), "report": time.time() - t}
+    (out_dir / "run.json").write_text(json.dumps(
+        {"config": dataclasses.asdict(exp), "seed": exp.seed, "id_accuracies": report.accuracies,
+         "seconds": time.time() - start, "phases": phases, "provenance": provenance()}, indent=1, default=str))
     return {"records": report.records, "id_accuracies": report.accuracies, "out_dir": out_dir,
             "summary": "\n".join(t for t in texts if t), "seconds": time.time() - start}

@@ -82,11 +82,13 @@ def run(exp: Experiment) -> dict[str, Any]:
     start = time.time()
     validate(exp)
     train_dir(exp).mkdir(parents=True, exist_ok=True)  # an unwritable results dir fails now, not after training
+    phases: dict[str, float] = {}  # wall seconds per phase, for run.json
     k_split, k_test, k_main, k_near = jax.random.split(jax.random.key(exp.seed), 4)
     d = assemble(exp.data, k_split, k_test)
     outliers = outlier_images(exp, d)
     out_norm = d.normalize(outliers) if outliers is not None else None
     per_model = {spec.name: _model_data(spec, d, exp) for spec in exp.models}  # OOD set names checked before training
+    phases["data"] = time.time() - start
     trained: dict[str, Any] = {}
     results: list[tuple[str, EvalResult]] = []
     for spec in exp.models:
@@ -96,7 +98,9 @@ def run(exp: Experiment) -> dict[str, Any]:
         k_train, k_fit, k_eval = jax.random.split(base, 3)
         b = build(exp, spec, num_classes=int(y_tr.max()) + 1)
         x_norm = md.normalize(x_tr)
+        t = time.time()
         variables = _train(exp, b, x_norm, y_tr, k_train, trained, out_norm)
+        phases[f"{spec.name}/train"], t = time.time() - t, time.time()
         trained[spec.name] = variables[0] if spec.members else variables
         model, variables = for_inference(b, variables, x_norm, jax.random.fold_in(base, 1))
         fit_idx = np.sort(np.asarray(jax.random.permutation(k_fit, x_tr.shape[0]))[: exp.fit_size])[: spec.fit_size]
@@ -106,7 +110,8 @@ def run(exp: Experiment) -> dict[str, Any]:
         res = evaluate(model, variables, b.scorers, data, key=k_eval, batch_size=exp.batch_size,
                        bootstrap=exp.bootstrap, progress=exp.progress, model_label=spec.name,
                        trained_with=spec.objective.provides)
+        phases[f"{spec.name}/evaluate"] = time.time() - t
         for r in res.records:
             r.update({"model": spec.name, **dict(spec.tags)})
         results.append((spec.name, res))
-    return write_report(exp, results, start)
+    return write_report(exp, results, start, phases)

@@ -43,20 +43,39 @@ def accuracy_table(report: "Report", header: str = "Model | ID test top-1 (%)") 
     return f"| {header} |\n|---|---|\n{rows}"
 
 
+def best_per_kind(records: list[dict], top: int = 3) -> str:
+    """A few lines for the terminal: per kind of shift, the `top` scorers by mean AUROC (with their
+    FPR95, ID positive), over every model."""
+    lines = []
+    for kind in KINDS:
+        rows = [r for r in records if r.get("kind") == kind]
+        if not rows:
+            continue
+        avg = metrics.average_records(rows)
+        best = sorted(avg, key=lambda r: -r["auroc"])[:top]
+        n_sets = len({r["ood_set"] for r in rows})
+        cells = ", ".join(f"{r['scorer']} {100 * r['auroc']:.1f} ({100 * r['fpr95']:.1f})" for r in best)
+        lines.append(f"  {kind} ({n_sets} sets): {cells}")
+    return "Best mean AUROC per kind of shift, % (FPR95, ID positive, in brackets):\n" + "\n".join(lines)
+
+
 @register_view("summary")
 def _summary(report: "Report") -> str:
-    """summary.md: each model's accuracy and the metrics averaged per kind of shift."""
+    """summary.md: each model's accuracy and the metrics averaged per kind of shift (far, near,
+    covariate, resize); for the terminal, the best few scorers per kind."""
     summary = metrics.format_table(summary_table(report.records), average=False)
     (report.out_dir / "summary.md").write_text(f"{accuracy_table(report)}\n{summary}")
-    return summary
+    return best_per_kind(report.records) + f"\n(all scorers per kind: {report.out_dir / 'summary.md'})"
 
 
 @register_view("table")
 def _table(report: "Report") -> None:
-    """table.md / table.csv: every (scorer, OOD set) with per-scorer averages."""
+    """table.md / table.csv: every (scorer, OOD set), then each scorer's averages per kind of shift
+    (never across kinds). Both FPR95 conventions."""
     kw = {"metrics": report.experiment.metrics} if report.experiment.metrics else {}
-    (report.out_dir / "table.md").write_text(metrics.format_table(report.records, **kw))
-    (report.out_dir / "table.csv").write_text(metrics.format_table(report.records, fmt="csv", **kw))
+    rows = report.records + summary_table(report.records)
+    (report.out_dir / "table.md").write_text(metrics.format_table(rows, average=False, **kw))
+    (report.out_dir / "table.csv").write_text(metrics.format_table(rows, fmt="csv", average=False, **kw))
 
 
 @register_view("methods_table")
@@ -77,4 +96,11 @@ def _methods_table(report: "Report") -> str:
 @register_view("plots")
 def _plots(report: "Report") -> None:
     """plots/: ROC curves and score densities per scorer, AUROC versus severity."""
-    write_plots(report.scores, report.records, report.out_dir / "plots")
+    write_plots(report.scores, report.records, report.out_dir / "plots", title=plot_title(report))
+
+
+def plot_title(report: "Report") -> str:
+    """What the plots show: the backbone(s) and the ID data."""
+    exp = report.experiment
+    archs = sorted({m.arch or exp.arch for m in exp.models})
+    return f"{' / '.join(archs)} on {exp.data.id_name}"

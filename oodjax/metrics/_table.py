@@ -15,7 +15,7 @@ HEADERS: dict[str, str] = {
     "auroc": "AUROC",
     "aupr_in": "AUPR-In",
     "aupr_out": "AUPR-Out",
-    "fpr95": "FPR95",
+    "fpr95": "FPR95 (ID+)",
     "fpr95_ood_positive": "FPR95 (OOD+)",
     "detection_error": "Det.Err",
     "dtacc": "DTACC",
@@ -51,7 +51,7 @@ def format_table(
     records: Sequence[Record],
     *,
     fmt: str = "markdown",
-    metrics: Sequence[str] = ("fpr95", "auroc", "aupr_in", "aupr_out", "detection_error", "dtacc"),
+    metrics: Sequence[str] = ("fpr95", "fpr95_ood_positive", "auroc", "aupr_in", "aupr_out", "detection_error", "dtacc"),
     average: bool = True,
 ) -> str:
     """Formats metric records ({'scorer', 'ood_set', metric: float, optional '<metric>_std'}).
@@ -103,7 +103,7 @@ def format_grid(
     average: bool = True,
 ) -> str:
     """A markdown pivot as papers print comparison tables: one row per `row` value, one column per
-    `col` value, cells "FPR95 / AUROC" (the `metrics`, in %), and an Average column.
+    `col` value, cells "FPR95 (ID+) / AUROC" (the `metrics`, in %), and an Average column.
 
     Records with the same (row, col) are averaged.
     """

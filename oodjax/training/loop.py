@@ -273,7 +273,13 @@ def train(
                 f.write(json.dumps(record) + "\n")
 
     start = int(state.step)
-    bar = tqdm(total=total_steps, initial=start, desc="train", disable=not progress, dynamic_ncols=True)
+    label = "train" if workdir is None else f"train {Path(workdir).name.removeprefix('train_')}"
+    if progress and start >= total_steps:
+        print(f"{label}: reusing the finished run in {workdir} (step {start})", flush=True)
+    elif progress and start > 0:
+        print(f"{label}: resuming from the checkpoint at step {start} of {total_steps}", flush=True)
+    bar = tqdm(total=total_steps, initial=start, desc=label, disable=not progress or start >= total_steps,
+               dynamic_ncols=True)
     perm, perm_epoch, sums, t0 = None, -1, np.zeros(3), time.time()
     for s in range(start, total_steps):
         epoch, i = divmod(s, steps_per_epoch)
