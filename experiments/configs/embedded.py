@@ -4,7 +4,7 @@ and an anchored small CNN of the same size scored with the AMP family (paper 000
 near-OOD set is the held-out classes 5-9 of two more models (plain and anchored) trained on 0-4.
 
 Variants: "default" (55k training images, 1 epoch, 2000 ID test images, OOD test splits capped at
-400 images; 12.5 minutes on 2 CPU cores, plain and anchored models) and
+400 images; 8 minutes on 2 CPU cores, plain and anchored models) and
 "small" (a few thousand images, fewer sets; about a minute, for smoke tests).
 """
 
@@ -36,7 +36,7 @@ def models(scorers: dict, amp_scorers: dict | None = None, near_classes: tuple[i
 
 def cpu_scorers() -> dict:
     scorers = default_scorers()
-    # CPU budget (make demo in ~12.5 min on 2 cores). The registered defaults are the papers' full
+    # CPU budget (make demo in ~8 min on 2 cores). The registered defaults are the papers' full
     # grids (ODIN and GRODIN: 10 T x 21 eps; Gram: powers 1..10), for GPU/TPU runs.
     scorers["odin"] = ("odin", {"tune_size": 100, "temperatures": (1.0, 10.0, 100.0, 1000.0),
                                 "epsilons": (0.0, 0.001, 0.002, 0.004)})
