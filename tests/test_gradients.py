@@ -185,6 +185,14 @@ def test_bad_input(key):
     with pytest.raises(ValueError, match="gradient score needs ModelOutputs.model"):
         g = scores.get("grodin_g")
         g.score(g.fit(scores.FitData()), scores.ModelOutputs(inputs=x))
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        scores.gradient_scorer(scores.gradnorm_loss, grid={"temperature": (0.0, 1.0)})
+    with pytest.raises(ValueError, match="selector string must be one of"):
+        scores.gradient_scorer(scores.gradnorm_loss, selector="head_kernal")
+    with pytest.raises(ValueError, match="not hyper-parameters"):
+        scores.gradient_scorer(scores.gradnorm_loss, grid={"temprature": (1.0,)})
+    with pytest.raises(ValueError, match="norm must be one of"):
+        scores.gradient_scorer(scores.gradnorm_loss, norm="l3")
     with pytest.raises(ValueError, match="scalar per sample"):
         per_sample_grad_norms(apply, lambda z: z, v, x)  # a vector-valued loss is not summed silently
 
