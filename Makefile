@@ -17,8 +17,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-data:
-	@bash scripts/get_data.sh
+data: $(STAMP)
+	@OODJAX_PYTHON=$(PY) bash scripts/get_data.sh
 
 demo: $(STAMP) data
 	$(PY) -m experiments.run experiments/configs/embedded.py

@@ -27,6 +27,7 @@ from oodjax.types import FitData, ModelOutputs, Predict, Scorer, check_needs, re
 
 Normalizer = Callable[[np.ndarray], np.ndarray]
 ALWAYS = frozenset({T.TRAIN, T.LABELS, T.ID_VAL, T.KEY})  # what the evaluation data always gives
+LABELLED = ALWAYS | {T.VAL_LABELS}  # ... with id_val_labels, as the experiment pipeline always passes
 
 
 @dataclasses.dataclass
@@ -48,6 +49,7 @@ class EvalData(NamedTuple):
     ood_sets: the OOD sets (test splits scored; validation splits for the tunable scorers).
     normalize: pixel [0, 1] -> model input, the same for ID and OOD; input_std: its per-channel std.
     outliers: a designated auxiliary OOD set (disjoint from ood_sets) for scorers that fit on one.
+    id_val_labels: the labels of id_val, for scorers that fit on them (need `val_labels`: TempScale).
     """
 
     fit_images: np.ndarray
@@ -59,6 +61,7 @@ class EvalData(NamedTuple):
     input_std: Sequence[float]
     id_test_labels: np.ndarray | None = None
     outliers: ImageSource | None = None
+    id_val_labels: np.ndarray | None = None
 
 
 def build_scorers(spec: Mapping[str, tuple[str, Mapping[str, Any]]]) -> dict[str, Scorer]:
@@ -71,10 +74,12 @@ def pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
     return x if x.shape[0] == rows else np.concatenate([x, np.zeros((rows - x.shape[0], *x.shape[1:]), x.dtype)])
 
 
-def data_provides(model: Model, has_outliers: bool, trained_with: frozenset[str] = frozenset()) -> frozenset[str]:
+def data_provides(model: Model, has_outliers: bool, trained_with: frozenset[str] = frozenset(),
+                  has_val_labels: bool = False) -> frozenset[str]:
     """What a model and the evaluation data give scorers together; trained_with: what the model's
     training objective adds (`Objective.provides`, e.g. objective:bin)."""
-    return model.provides | ALWAYS | ({T.OUTLIERS} if has_outliers else frozenset()) | trained_with
+    extra = ({T.OUTLIERS} if has_outliers else set()) | ({T.VAL_LABELS} if has_val_labels else set())
+    return model.provides | ALWAYS | extra | trained_with
 
 
 def check_scorers(scorers: Mapping[str, Scorer], provides: frozenset[str], model_label: str = "model") -> None:
@@ -172,7 +177,8 @@ def evaluate(
     names = [s.name for s in data.ood_sets]
     if len(set(names)) != len(names):
         raise ValueError(f"OOD sets must have unique names, got {names}")
-    check_scorers(scorers, data_provides(model, data.outliers is not None, trained_with), model_label)
+    check_scorers(scorers, data_provides(model, data.outliers is not None, trained_with,
+                                         data.id_val_labels is not None), model_label)
     tuned = sorted(k for k, s in scorers.items() if s.tune is not None)
     missing = [s.name for s in data.ood_sets if s.val is None]
     if tuned and missing:
@@ -192,6 +198,12 @@ def evaluate(
         if fit_labels.shape != (fit_out.logits.shape[0],) or fit_labels.min() < 0 or fit_labels.max() >= num_classes:
             raise ValueError(f"fit_labels must be {fit_out.logits.shape[0]} integers in [0, {num_classes})")
     val_out, val_red = runner.collect(data.id_val) if T.ID_VAL in needs or tuned else (None, {})
+    if T.VAL_LABELS in needs:
+        val_labels = np.asarray(data.id_val_labels)
+        n_val, num_classes = val_out.logits.shape
+        if val_labels.shape != (n_val,) or val_labels.min() < 0 or val_labels.max() >= num_classes:
+            raise ValueError(f"id_val_labels must be {n_val} integers in [0, {num_classes}) (one per id_val image), "
+                             f"got shape {val_labels.shape}")
     out_out, out_red = runner.collect(data.outliers) if T.OUTLIERS in needs else (None, {})
     head = model.head(variables) if T.HEAD in needs else None
     ood_val = {s.name: runner.collect(s.val) for s in data.ood_sets} if tuned else {}
@@ -209,6 +221,7 @@ def evaluate(
             key=jax.random.fold_in(key, i) if has(T.KEY) else None,
             model=predict if has(T.MODEL) else None,
             outliers=_view(out_out, out_red, label, scorer, predict) if has(T.OUTLIERS) else None,
+            val_labels=jnp.asarray(data.id_val_labels) if has(T.VAL_LABELS) else None,
         )
         state = scorer.fit(fit_data)
         if scorer.tune is not None:

@@ -18,6 +18,7 @@ What the fit sees (fields of `FitData`; all in-distribution):
   labels                     their integer labels
   head                       the final dense layer (logits = features @ kernel + bias)
   id_val                     outputs on held-out ID validation images
+  val_labels                 their integer labels (temperature scaling fits on them)
   outliers                   outputs on a designated auxiliary OOD set, disjoint from the test sets
   key                        a jax.random key (scorers that subsample or train)
   objective:<name>           the model was trained with that objective (BIN's sigmoid classifiers)
@@ -39,9 +40,10 @@ LOGITS, FEATURES, INPUTS, MAPS, SAMPLES, MODEL, WEIGHTS = (
     "logits", "features", "inputs", "maps", "samples", "model", "weights")
 # Fit-time needs.
 TRAIN, LABELS, HEAD, ID_VAL, OUTLIERS, KEY = "train", "labels", "head", "id_val", "outliers", "key"
+VAL_LABELS = "val_labels"
 OUTPUT_FIELDS = (LOGITS, FEATURES, INPUTS, MAPS, SAMPLES)
 EXTRAS_PREFIX, OBJECTIVE_PREFIX = "extras:", "objective:"
-KNOWN = frozenset({*OUTPUT_FIELDS, MODEL, WEIGHTS, TRAIN, LABELS, HEAD, ID_VAL, OUTLIERS, KEY})
+KNOWN = frozenset({*OUTPUT_FIELDS, MODEL, WEIGHTS, TRAIN, LABELS, HEAD, ID_VAL, VAL_LABELS, OUTLIERS, KEY})
 
 
 def extra(name: str) -> str:
@@ -123,6 +125,7 @@ class FitData(NamedTuple):
     train / val / outliers: ModelOutputs (with the fields the scorer needs at score time) on ID
     training images, ID validation images and the auxiliary outlier set. labels: (N_train,) ints.
     head: the final dense layer. key: a jax.random key. model: the `Predict` handle.
+    val_labels: (N_val,) ints, the labels of `val`.
     """
 
     train: ModelOutputs | None = None
@@ -132,6 +135,7 @@ class FitData(NamedTuple):
     key: jax.Array | None = None
     model: Predict | None = None
     outliers: ModelOutputs | None = None
+    val_labels: jax.Array | None = None
 
 
 class Scorer(NamedTuple):

@@ -1,23 +1,36 @@
 #!/usr/bin/env bash
-# Obtains the offline in-distribution data of the embedded suite: Fashion-MNIST IDX files.
+# Obtains the offline in-distribution data of the embedded suite, Fashion-MNIST IDX files, and says in
+# one line where they came from. In order: $OODJAX_FASHION_MNIST; the Debian package's folder; the tfds
+# export in the user cache; installing the Debian package (root or password-less sudo; skipped with
+# OODJAX_NO_APT=1); else the tfds `fashion_mnist` dataset, downloaded and exported to the user cache.
 set -euo pipefail
-dir=${OODJAX_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
-have() { ls "$dir"/train-images-idx3-ubyte* >/dev/null 2>&1 && ls "$dir"/t10k-labels-idx1-ubyte* >/dev/null 2>&1; }
-if have; then echo "Fashion-MNIST: found in $dir"; exit 0; fi
+py=${OODJAX_PYTHON:-.venv/bin/python}
+debian=/usr/share/datasets/fashion-mnist
+have() { ls "$1"/train-images-idx3-ubyte* >/dev/null 2>&1 && ls "$1"/t10k-labels-idx1-ubyte* >/dev/null 2>&1; }
 if [ -n "${OODJAX_FASHION_MNIST:-}" ]; then
-  echo "error: OODJAX_FASHION_MNIST=$dir holds no Fashion-MNIST IDX files (train-images-idx3-ubyte[.gz], ...)." >&2
+  if have "$OODJAX_FASHION_MNIST"; then echo "Fashion-MNIST: IDX files from \$OODJAX_FASHION_MNIST=$OODJAX_FASHION_MNIST"; exit 0; fi
+  echo "error: OODJAX_FASHION_MNIST=$OODJAX_FASHION_MNIST holds no Fashion-MNIST IDX files (train-images-idx3-ubyte[.gz], ...)." >&2
   exit 1
 fi
+if have "$debian"; then echo "Fashion-MNIST: Debian package dataset-fashion-mnist ($debian)"; exit 0; fi
+cache=$("$py" -c 'from oodjax.data.fashion_mnist import cache_dir; print(cache_dir())')
+if have "$cache"; then echo "Fashion-MNIST: tfds 'fashion_mnist', exported earlier to $cache"; exit 0; fi
 if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo"; else sudo=none; fi
-if [ "$sudo" != none ] && command -v apt-get >/dev/null; then
-  echo "Fashion-MNIST: installing the Debian package dataset-fashion-mnist"
-  $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || {
-    $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null; }
-  have && { echo "Fashion-MNIST: installed in $dir"; exit 0; }
+if [ "${OODJAX_NO_APT:-0}" != 1 ] && [ "$sudo" != none ] && command -v apt-get >/dev/null; then
+  if $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 ||
+     { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; }; then
+    have "$debian" && { echo "Fashion-MNIST: Debian package dataset-fashion-mnist, installed now ($debian)"; exit 0; }
+  fi
+fi
+echo "Fashion-MNIST: the Debian package is not installable here (needs apt with root or sudo); downloading tfds 'fashion_mnist' instead"
+if "$py" -m oodjax.data.fashion_mnist_tfds --out "$cache" && have "$cache"; then
+  echo "Fashion-MNIST: tfds 'fashion_mnist', exported to $cache"
+  exit 0
 fi
 cat >&2 <<MSG
-error: Fashion-MNIST is not available and could not be installed here.
-  On Debian/Ubuntu:  sudo apt-get install dataset-fashion-mnist   (files land in /usr/share/datasets/fashion-mnist)
+error: Fashion-MNIST is not available and could not be fetched here.
+  On Debian/Ubuntu:  sudo apt-get install dataset-fashion-mnist   (files land in $debian)
+  With internet:     $py -m oodjax.data.fashion_mnist_tfds        (tfds, into $cache)
   Elsewhere: put train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and
   t10k-labels-idx1-ubyte.gz in a folder and run:  OODJAX_FASHION_MNIST=/that/folder make demo
 MSG

@@ -15,7 +15,7 @@ from oodjax.types import FitData, ModelOutputs, Predict, restrict
 
 C, N = 4, 48
 SMALL = {"temperatures": (1.0, 2.0), "epsilons": (0.0, 0.001), "tune_size": 24}
-HYPER = {"knn": {"k": 5}, "odin": SMALL, "grodin_g": SMALL, "grodin_sg": SMALL,
+HYPER = {"knn": {"k": 5}, "nnguide": {"k": 5}, "odin": SMALL, "grodin_g": SMALL, "grodin_sg": SMALL,
          "flow": {"steps": 5, "hidden": 8, "num_layers": 2}}
 FLAGS = {T.WEIGHTS}  # capabilities of the model, not data: nothing to remove
 
@@ -41,7 +41,8 @@ def everything():
     kl = jax.random.uniform(key, (N, C)) * 10
     out = ModelOutputs(logits, features, x, maps, jax.random.normal(key, (N, 3, C)),
                        {"binary_logits": logits, "kl": kl[:, :1], "class_kl": kl}, predict)
-    data = FitData(out, jnp.arange(N) % C, model.head(variables), out, jax.random.key(2), predict, out)
+    data = FitData(out, jnp.arange(N) % C, model.head(variables), out, jax.random.key(2), predict, out,
+                   jnp.arange(N)[::-1] % C)
     return out, data
 
 
@@ -54,7 +55,8 @@ def _data_for(scorer, out: ModelOutputs, data: FitData, drop: str | None = None)
     has = needs.__contains__
     fit = FitData(train=view if has(T.TRAIN) else None, labels=data.labels if has(T.LABELS) else None,
                   head=data.head if has(T.HEAD) else None, val=view if has(T.ID_VAL) else None,
-                  key=data.key if has(T.KEY) else None, model=view.model, outliers=view if has(T.OUTLIERS) else None)
+                  key=data.key if has(T.KEY) else None, model=view.model, outliers=view if has(T.OUTLIERS) else None,
+                  val_labels=data.val_labels if has(T.VAL_LABELS) else None)
     return view, fit
 
 

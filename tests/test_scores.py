@@ -206,7 +206,7 @@ def test_register_new_scorer():
 
 
 def test_unknown_name_lists_known():
-    with pytest.raises(KeyError, match="known scorers: amp, amp_energy, .*, energy, .*, vim"):
+    with pytest.raises(KeyError, match="known scorers: adascale_a, .*, amp, amp_energy, .*, energy, .*, weiper_kld"):
         scores.get("nope")
 
 

@@ -1,4 +1,6 @@
-"""Fashion-MNIST from its IDX files (Debian package `dataset-fashion-mnist`, or any folder)."""
+"""Fashion-MNIST from its IDX files: a given folder, $OODJAX_FASHION_MNIST, the Debian package
+`dataset-fashion-mnist`, or the user cache that `python -m oodjax.data.fashion_mnist_tfds` fills from
+tfds (`make demo`'s fallback where apt cannot be used)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,12 @@ import numpy as np
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 ENV_VAR = "OODJAX_FASHION_MNIST"
+
+
+def cache_dir() -> Path:
+    """Where the tfds fallback writes the IDX files: $XDG_CACHE_HOME (or ~/.cache)/oodjax/fashion-mnist."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "oodjax" / "fashion-mnist"
+
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -27,6 +35,18 @@ def normalize(images: np.ndarray) -> np.ndarray:
     return ((images - MEAN) / STD).astype(np.float32)
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Writes `array` (uint8) as a gzipped IDX file, the format `read_idx` reads."""
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        raise ValueError(f"write_idx writes uint8 arrays, got {array.dtype}")
+    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
+    path = Path(path)
+    with gzip.open(path, "wb") as f:
+        f.write(header + np.ascontiguousarray(array).tobytes())
+    return path
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -53,17 +73,19 @@ def _find(directory: Path, stem: str) -> Path | None:
 
 
 def find_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The folder holding the IDX files: `data_dir`, else $OODJAX_FASHION_MNIST, else Debian's."""
+    """The folder holding the IDX files: `data_dir`, else $OODJAX_FASHION_MNIST, else Debian's folder,
+    else the tfds fallback's `cache_dir()`."""
     candidates = [Path(data_dir)] if data_dir else []
     if not candidates and os.environ.get(ENV_VAR):
         candidates.append(Path(os.environ[ENV_VAR]))
-    candidates = candidates or [DEBIAN_DIR]
+    candidates = candidates or [DEBIAN_DIR, cache_dir()]
     for d in candidates:
         if all(_find(d, stem) for pair in FILES.values() for stem in pair):
             return d
     raise FileNotFoundError(
         f"Fashion-MNIST IDX files not found in {', '.join(map(str, candidates))}. Install them with "
-        f"`sudo apt-get install dataset-fashion-mnist` (files land in {DEBIAN_DIR}), or put "
+        f"`sudo apt-get install dataset-fashion-mnist` (files land in {DEBIAN_DIR}), or fetch them with "
+        f"`python -m oodjax.data.fashion_mnist_tfds` (tfds, into {cache_dir()}), or put "
         f"{', '.join(s + '[.gz]' for pair in FILES.values() for s in pair)} in a folder and pass "
         f"data_dir=... or set ${ENV_VAR}."
     )

@@ -12,7 +12,7 @@ import numpy as np
 
 from oodjax import anchoring, models, scores
 from oodjax import types as T
-from oodjax.evaluate import ALWAYS, build_scorers, check_scorers
+from oodjax.evaluate import LABELLED, build_scorers, check_scorers
 from oodjax.experiment.config import Experiment, ModelSpec
 from oodjax.models import Model, Variables
 from oodjax.types import Scorer
@@ -48,7 +48,7 @@ def build(exp: Experiment, spec: ModelSpec, num_classes: int) -> Built:
     kwargs = {**dict(exp.model_kwargs), **dict(spec.model_kwargs)}
     net = models.get(spec.arch or exp.arch, num_classes=num_classes, in_channels=channels, image_size=ds.image_size,
                      head=spec.head, head_kwargs=dict(spec.head_kwargs), **kwargs)
-    provides = (_scored_model(spec, net, jax.random.key(0)).provides | ALWAYS
+    provides = (_scored_model(spec, net, jax.random.key(0)).provides | LABELLED
                 | spec.objective.provides | ({T.OUTLIERS} if exp.outliers is not None else frozenset()))
     spec_scorers = spec.scorers
     if spec_scorers is None:

@@ -106,7 +106,8 @@ def run(exp: Experiment) -> dict[str, Any]:
         fit_idx = np.sort(np.asarray(jax.random.permutation(k_fit, x_tr.shape[0]))[: exp.fit_size])[: spec.fit_size]
         data = EvalData(x_tr[fit_idx], y_tr[fit_idx], ArraySource(md.val_xy[0][: spec.val_size]), ArraySource(x_te),
                         md.ood_sets, md.normalize, md.input_std, id_test_labels=y_te,
-                        outliers=ArraySource(outliers, "outliers") if outliers is not None else None)
+                        outliers=ArraySource(outliers, "outliers") if outliers is not None else None,
+                        id_val_labels=md.val_xy[1][: spec.val_size])
         res = evaluate(model, variables, b.scorers, data, key=k_eval, batch_size=exp.batch_size,
                        bootstrap=exp.bootstrap, progress=exp.progress, model_label=spec.name,
                        trained_with=spec.objective.provides)

@@ -16,6 +16,7 @@ tunable scorer gets its `tune` from `grid_tuner(grid, criterion)`. The AMP score
 by `oodjax.anchoring`.
 """
 
+from oodjax.scores._adascale import adascale_logits, adaptive_percentile, perturbed_features, shift_statistic
 from oodjax.scores._features import (
     clipped_l1,
     feature_norm_energy,
@@ -26,17 +27,23 @@ from oodjax.scores._features import (
     rg_additive,
 )
 from oodjax.scores._flow import FLOW_INPUTS
+from oodjax.scores._geometry import (
+    FdbdState, NciState, fdbd, fit_she, nci, nnguide, nnguide_bank, she, weight_distances,
+)
 from oodjax.scores._gradient import (
     GRODIN_PARTS, expected_gradnorm, expsum_gradnorm, expsum_loss, gradnorm, gradnorm_loss, grodin_loss, grodin_parts,
     log_prob_loss, predicted_nll, uv_score,
 )
 from oodjax.scores._gradient_scorer import gradient_scorer, larger_is_id, smaller_is_id
 from oodjax.scores._gram import GramState, fit_gram, gram, gram_features
-from oodjax.scores._knn import knn, l2_normalize
-from oodjax.scores._logits import energy, entropy, fit_kl_matching, kl_matching, max_logit, msp
-from oodjax.scores._mahalanobis import MahalanobisState, fit_mahalanobis, mahalanobis
+from oodjax.scores._knn import knn, l2_normalize, top_similarities
+from oodjax.scores._logits import energy, entropy, fit_kl_matching, gen, kl_matching, max_logit, msp
+from oodjax.scores._mahalanobis import MahalanobisState, RmdsState, fit_mahalanobis, fit_rmds, mahalanobis, rmds
+from oodjax.scores._nac import NacState, fit_nac, nac, nac_edges, nac_states
 from oodjax.scores._odin import ODIN_EPSILONS, ODIN_TEMPERATURES, OdinState, odin, odin_direction, tune_odin
+from oodjax.scores._openmax import OpenMaxState, fit_openmax, fit_weibull, openmax_probabilities
 from oodjax.scores._registry import fitting, get, names, register, stateless
+from oodjax.scores._shaping import ash, ash_score, fit_dice, scale_factor, scale_score, top_mask
 from oodjax.scores._training import max_sigmoid, vib_log_confidence
 from oodjax.scores._tune import CRITERIA, grid_points, grid_tuner, tune_on_grid
 from oodjax.scores._types import FitData, Head, ModelOutputs, Predict, Scorer
@@ -45,8 +52,14 @@ from oodjax.scores._uncertainty import (
     mutual_information,
 )
 from oodjax.scores._vim import VimState, default_vim_dim, fit_vim, vim
+from oodjax.scores._weiper import WeiperState, fit_weiper, msp_w, perturbed_head, weiper_kld
 
 __all__ = [
+    "FdbdState", "NacState", "NciState", "OpenMaxState", "RmdsState", "WeiperState", "adascale_logits",
+    "adaptive_percentile", "ash", "ash_score", "fdbd", "fit_dice", "fit_nac", "fit_openmax", "fit_rmds", "fit_she",
+    "fit_weibull", "fit_weiper", "gen", "msp_w", "nac", "nac_edges", "nac_states", "nci", "nnguide", "nnguide_bank",
+    "openmax_probabilities", "perturbed_features", "perturbed_head", "rmds", "scale_factor", "scale_score", "she",
+    "shift_statistic", "top_mask", "top_similarities", "weight_distances", "weiper_kld",
     "CRITERIA", "ENSEMBLE_MEASURES", "FLOW_INPUTS", "GRODIN_PARTS", "ODIN_EPSILONS", "ODIN_TEMPERATURES",
     "FitData", "GramState", "Head", "MahalanobisState", "ModelOutputs", "OdinState", "Predict", "Scorer", "VimState",
     "clipped_l1", "confidence", "default_vim_dim", "energy", "entropy", "entropy_of_expected", "epkl",

@@ -29,6 +29,45 @@ def _even_chunk(n: int, max_chunk: int) -> int:
 
 
 @partial(jax.jit, static_argnames=("k", "query_chunk", "bank_chunk"))
+def top_similarities(
+    queries: jax.Array,
+    bank: jax.Array,
+    k: int,
+    *,
+    query_chunk: int = 1024,
+    bank_chunk: int = 8192,
+) -> jax.Array:
+    """The k largest inner products q . b of each query with the bank, in decreasing order.
+
+    queries: (N, D); bank: (M, D), used as given (normalize them first for cosine similarities).
+    Memory is O(query_chunk * bank_chunk): the k best are merged chunk by chunk. Returns (N, k).
+    """
+    check_rank("queries", queries, 2, "(N, D)")
+    check_rank("bank", bank, 2, "(M, D)")
+    if not 1 <= k <= bank.shape[0]:
+        raise ValueError(f"k must be in [1, {bank.shape[0]}] (the bank size), got {k}")
+    if bank.shape[1] != queries.shape[1]:
+        raise ValueError(f"bank has dimension {bank.shape[1]}, features {queries.shape[1]}")
+    n = queries.shape[0]
+    query_chunk, bank_chunk = _even_chunk(n, query_chunk), _even_chunk(bank.shape[0], bank_chunk)
+    q = _pad_rows(queries, query_chunk, 0.0).reshape(-1, query_chunk, queries.shape[1])
+    valid = _pad_rows(jnp.ones((bank.shape[0],), bool), bank_chunk, False).reshape(-1, bank_chunk)
+    b = _pad_rows(bank, bank_chunk, 0.0).reshape(-1, bank_chunk, bank.shape[1])
+
+    def one_query_chunk(qc: jax.Array) -> jax.Array:
+        def merge(best: jax.Array, chunk: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, None]:
+            bc, vc = chunk
+            sims = jnp.where(vc[None, :], qc @ bc.T, -jnp.inf)
+            best, _ = jax.lax.top_k(jnp.concatenate([best, sims], axis=1), k)
+            return best, None
+
+        init = jnp.full((qc.shape[0], k), -jnp.inf, qc.dtype)
+        return jax.lax.scan(merge, init, (b, valid))[0]
+
+    return jax.lax.map(one_query_chunk, q).reshape(-1, k)[:n]
+
+
+@partial(jax.jit, static_argnames=("k", "query_chunk", "bank_chunk"))
 def knn(
     features: jax.Array,
     bank: jax.Array,
@@ -40,36 +79,13 @@ def knn(
     """Minus the L2 distance from normalized h to its k-th nearest normalized bank feature.
 
     features: (N, D) queries; bank: (M, D) training features (normalized or not; both are
-    L2-normalized here). Memory is O(query_chunk * bank_chunk): the k best similarities are
-    merged chunk by chunk. Returns (N,).
+    L2-normalized here). Memory is O(query_chunk * bank_chunk) (`top_similarities`). Returns (N,).
     """
     check_rank("features", features, 2, "(N, D)")
-    check_rank("bank", bank, 2, "(M, D)")
-    if not 1 <= k <= bank.shape[0]:
-        raise ValueError(f"k must be in [1, {bank.shape[0]}] (the bank size), got {k}")
-    if bank.shape[1] != features.shape[1]:
-        raise ValueError(f"bank has dimension {bank.shape[1]}, features {features.shape[1]}")
-    n = features.shape[0]
-    query_chunk, bank_chunk = _even_chunk(n, query_chunk), _even_chunk(bank.shape[0], bank_chunk)
-    q = _pad_rows(l2_normalize(features), query_chunk, 0.0)
-    q = q.reshape(-1, query_chunk, q.shape[1])
-    b = l2_normalize(bank)
-    valid = _pad_rows(jnp.ones((b.shape[0],), bool), bank_chunk, False).reshape(-1, bank_chunk)
-    b = _pad_rows(b, bank_chunk, 0.0).reshape(-1, bank_chunk, b.shape[1])
-
-    def one_query_chunk(qc: jax.Array) -> jax.Array:
-        def merge(best: jax.Array, chunk: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, None]:
-            bc, vc = chunk
-            sims = jnp.where(vc[None, :], qc @ bc.T, -jnp.inf)
-            best, _ = jax.lax.top_k(jnp.concatenate([best, sims], axis=1), k)
-            return best, None
-
-        init = jnp.full((qc.shape[0], k), -jnp.inf, qc.dtype)
-        best, _ = jax.lax.scan(merge, init, (b, valid))
-        # ||a - b||^2 = 2 - 2 a.b for unit vectors.
-        return -jnp.sqrt(jnp.maximum(2.0 - 2.0 * best[:, k - 1], 0.0))
-
-    return jax.lax.map(one_query_chunk, q).reshape(-1)[:n]
+    best = top_similarities(l2_normalize(features), l2_normalize(bank), k, query_chunk=query_chunk,
+                            bank_chunk=bank_chunk)
+    # ||a - b||^2 = 2 - 2 a.b for unit vectors.
+    return -jnp.sqrt(jnp.maximum(2.0 - 2.0 * best[:, k - 1], 0.0))
 
 
 @register("knn")

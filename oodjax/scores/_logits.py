@@ -1,4 +1,5 @@
-"""Scores from the logits alone: MSP, temperature-scaled MSP, MaxLogit, Energy, Entropy, KL-matching.
+"""Scores from the logits alone: MSP, temperature-scaled MSP, MaxLogit, Energy, Entropy, KL-matching,
+GEN, and TempScale (MSP at a temperature fitted on labelled ID validation data).
 
 All return (N,) ID-scores (higher = more in-distribution).
 """
@@ -12,7 +13,8 @@ import numpy as np
 from oodjax.scores._checks import check_positive, check_rank
 from oodjax.scores._registry import register, stateless
 from oodjax.scores._types import FitData, ModelOutputs, Scorer
-from oodjax.types import ID_VAL, LOGITS
+from oodjax.calibration import fit_temperature
+from oodjax.types import ID_VAL, LOGITS, VAL_LABELS
 
 
 def msp(logits: jax.Array, temperature: float = 1.0) -> jax.Array:
@@ -109,3 +111,43 @@ def _kl_matching() -> Scorer:
         return kl_matching(out.logits, class_means)
 
     return Scorer(fit, score, frozenset({LOGITS, ID_VAL}))
+
+
+def gen(logits: jax.Array, gamma: float = 0.1, m: int = 100) -> jax.Array:
+    """GEN (Liu, Lochman & Zach, CVPR 2023): minus the generalized entropy of the M largest
+    softmax probabilities, -sum_{j <= M} p_(j)^gamma (1 - p_(j))^gamma, p = softmax(z).
+
+    M larger than the number of classes C takes all of them (as the official code's slice does).
+    logits: (N, C). Returns (N,).
+    """
+    check_rank("logits", logits, 2, "(N, C)")
+    check_positive("gamma", gamma)
+    if not isinstance(m, int) or isinstance(m, bool) or m < 1:
+        raise ValueError(f"m (the number of top classes) must be a positive integer, got {m!r}")
+    p = jax.nn.softmax(logits, axis=-1)
+    top = jax.lax.top_k(p, min(m, logits.shape[-1]))[0]
+    return -jnp.sum(top**gamma * (1.0 - top) ** gamma, axis=-1)
+
+
+@register("gen")
+def _gen(gamma: float = 0.1, m: int = 100) -> Scorer:
+    gen(jnp.zeros((1, 2)), gamma, m)  # validates the arguments now
+    return stateless(lambda out: gen(out.logits, gamma, m))
+
+
+@register("temp_scale")
+def _temp_scale() -> Scorer:
+    """TempScale (Guo et al. 2017, sec. 4.2; OpenOOD's "TempScale"): max softmax(z / T), with the one
+    T that minimizes the NLL of the labelled ID validation split (`calibration.fit_temperature`:
+    a bounded search over log T; OpenOOD runs L-BFGS from T = 1.5 to the same minimum)."""
+
+    def fit(data: FitData) -> jax.Array:
+        if data.val is None or data.val_labels is None:
+            raise ValueError("temp_scale fits T on labelled ID validation data: it needs FitData.val and .val_labels")
+        t = fit_temperature(np.asarray(data.val.logits, np.float64), np.asarray(data.val_labels))
+        return jnp.asarray(t, data.val.logits.dtype)
+
+    def score(t: jax.Array, out: ModelOutputs) -> jax.Array:
+        return jnp.max(jax.nn.softmax(out.logits / t, axis=-1), axis=-1)
+
+    return Scorer(fit, score, frozenset({LOGITS, ID_VAL, VAL_LABELS}))

@@ -1,4 +1,5 @@
-"""Mahalanobis score with class means and a tied covariance (Lee et al. 2018)."""
+"""Mahalanobis score with class means and a tied covariance (Lee et al. 2018), and its relative
+version RMDS (Ren et al. 2021)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,13 @@ def check_labels(labels: np.ndarray, num_samples: int, num_classes: int) -> np.n
     return labels
 
 
+def _whitening(cov: np.ndarray, rcond: float) -> np.ndarray:
+    """(D, R) W with W W^T = pinv(cov): eigenvalues below rcond * max are dropped."""
+    eigval, eigvec = np.linalg.eigh(cov)
+    keep = eigval > rcond * eigval.max()
+    return eigvec[:, keep] / np.sqrt(eigval[keep])[None, :]
+
+
 def fit_mahalanobis(
     features: jax.Array, labels: jax.Array, num_classes: int, rcond: float = 1e-10
 ) -> MahalanobisState:
@@ -54,10 +62,7 @@ def fit_mahalanobis(
     np.add.at(means, y, h)
     means /= counts[:, None]
     centered = h - means[y]
-    cov = centered.T @ centered / h.shape[0]
-    eigval, eigvec = np.linalg.eigh(cov)
-    keep = eigval > rcond * eigval.max()
-    whiten = eigvec[:, keep] / np.sqrt(eigval[keep])[None, :]
+    whiten = _whitening(centered.T @ centered / h.shape[0], rcond)
     dtype = features.dtype
     return MahalanobisState(jnp.asarray(whiten, dtype), jnp.asarray(means @ whiten, dtype))
 
@@ -83,5 +88,38 @@ def _mahalanobis(rcond: float = 1e-10) -> Scorer:
 
     def score(state: MahalanobisState, out: ModelOutputs) -> jax.Array:
         return mahalanobis(out.features, state)
+
+    return Scorer(fit, score, frozenset({FEATURES, LOGITS, LABELS, TRAIN}))
+
+
+class RmdsState(NamedTuple):
+    """classes: the class-conditional Gaussians (tied covariance); background: one Gaussian of all
+    training features, as a one-class MahalanobisState."""
+
+    classes: MahalanobisState
+    background: MahalanobisState
+
+
+def fit_rmds(features: jax.Array, labels: jax.Array, num_classes: int, rcond: float = 1e-10) -> RmdsState:
+    """The class Gaussians of `fit_mahalanobis` and the background N(mu_0, Sigma_0) of all features."""
+    return RmdsState(fit_mahalanobis(features, labels, num_classes, rcond),
+                     fit_mahalanobis(features, np.zeros(features.shape[0], np.int64), 1, rcond))
+
+
+def rmds(features: jax.Array, state: RmdsState) -> jax.Array:
+    """RMDS (Ren et al. 2021, "A simple fix to Mahalanobis distance", arXiv:2106.09022): -min_c (MD_c(h) - MD_0(h)),
+    MD_c the class-c Mahalanobis distance (tied covariance), MD_0 the background one. Returns (N,)."""
+    return mahalanobis(features, state.classes) - mahalanobis(features, state.background)
+
+
+@register("rmds")
+def _rmds(rcond: float = 1e-10) -> Scorer:
+    def fit(data: FitData) -> RmdsState:
+        if data.labels is None:
+            raise ValueError("rmds needs FitData.labels (training labels)")
+        return fit_rmds(data.train.features, data.labels, data.train.logits.shape[1], rcond)
+
+    def score(state: RmdsState, out: ModelOutputs) -> jax.Array:
+        return rmds(out.features, state)
 
     return Scorer(fit, score, frozenset({FEATURES, LOGITS, LABELS, TRAIN}))

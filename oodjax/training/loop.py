@@ -29,6 +29,7 @@ from oodjax.models import Model, Variables
 from oodjax.training.augment import random_crop_flip
 from oodjax.training.objectives import CrossEntropy, Objective, TrainOutputs
 from oodjax.training.schedules import get_schedule
+from oodjax.training.tensorboard import write_events
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -174,7 +175,8 @@ def train(
 ) -> TrainResult:
     """Trains `model` from `model.init` on (N, H, W, C) images and (N,) integer labels.
 
-    workdir: where checkpoints/ and metrics.jsonl go; with an existing checkpoint of the same run
+    workdir: where checkpoints/, metrics.jsonl and tensorboard/ (the same records as TensorBoard
+      scalars, rewritten at every epoch's end) go; with an existing checkpoint of the same run
       (same config, data and key) training resumes from it, and a finished run is just restored.
     on_step: called as on_step(step, metrics) after every step (for callbacks and tests).
     input_transform: (key, x, step) -> model input, applied inside the jitted step after the
@@ -300,17 +302,22 @@ def train(
             m = {k: float(v) for k, v in m.items()}
             sums += (m["loss"], m["accuracy"], 1)
             if step % cfg.log_every == 0:
-                write({"step": step, "epoch": epoch + 1, **m, "seconds": round(time.time() - t0, 2)})
+                write({"step": step, "epoch": epoch + 1, **m, "seconds": round(time.time() - t0, 2),
+                       "time": round(time.time(), 3)})
                 bar.set_postfix(loss=f"{m['loss']:.3f}", acc=f"{m['accuracy']:.3f}", epoch=epoch + 1)
             if i == steps_per_epoch - 1:
                 write({"step": step, "epoch": epoch + 1, "epoch_loss": sums[0] / sums[2],
-                       "epoch_accuracy": sums[1] / sums[2]})
+                       "epoch_accuracy": sums[1] / sums[2], "time": round(time.time(), 3)})
+                if workdir is not None:
+                    write_events(workdir / "tensorboard", log)
         bar.update(1)
         if manager is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
             manager.save(step, args=ocp.args.StandardSave(state))
         if on_step is not None:
             on_step(step, m)
     bar.close()
+    if workdir is not None and start < total_steps:
+        write_events(workdir / "tensorboard", log)
     if manager is not None:
         if manager.latest_step() != total_steps:
             manager.save(total_steps, args=ocp.args.StandardSave(state))
