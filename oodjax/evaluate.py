@@ -197,7 +197,9 @@ def evaluate(
         fit_labels = np.asarray(data.fit_labels)
         if fit_labels.shape != (fit_out.logits.shape[0],) or fit_labels.min() < 0 or fit_labels.max() >= num_classes:
             raise ValueError(f"fit_labels must be {fit_out.logits.shape[0]} integers in [0, {num_classes})")
-    val_out, val_red = runner.collect(data.id_val) if T.ID_VAL in needs or tuned else (None, {})
+    wants_val = T.ID_VAL in needs or T.VAL_LABELS in needs or tuned
+    val_out, val_red = runner.collect(data.id_val) if wants_val else (None, {})
+    val_labels = None
     if T.VAL_LABELS in needs:
         val_labels = np.asarray(data.id_val_labels)
         n_val, num_classes = val_out.logits.shape
@@ -221,7 +223,7 @@ def evaluate(
             key=jax.random.fold_in(key, i) if has(T.KEY) else None,
             model=predict if has(T.MODEL) else None,
             outliers=_view(out_out, out_red, label, scorer, predict) if has(T.OUTLIERS) else None,
-            val_labels=jnp.asarray(data.id_val_labels) if has(T.VAL_LABELS) else None,
+            val_labels=jnp.asarray(val_labels) if has(T.VAL_LABELS) else None,
         )
         state = scorer.fit(fit_data)
         if scorer.tune is not None:

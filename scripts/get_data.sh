@@ -6,14 +6,19 @@
 set -euo pipefail
 py=${OODJAX_PYTHON:-.venv/bin/python}
 debian=/usr/share/datasets/fashion-mnist
-have() { ls "$1"/train-images-idx3-ubyte* >/dev/null 2>&1 && ls "$1"/t10k-labels-idx1-ubyte* >/dev/null 2>&1; }
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/oodjax/fashion-mnist  # = oodjax.data.fashion_mnist.cache_dir()
+have() {
+  local stem
+  for stem in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+    [ -f "$1/$stem" ] || [ -f "$1/$stem.gz" ] || return 1
+  done
+}
 if [ -n "${OODJAX_FASHION_MNIST:-}" ]; then
   if have "$OODJAX_FASHION_MNIST"; then echo "Fashion-MNIST: IDX files from \$OODJAX_FASHION_MNIST=$OODJAX_FASHION_MNIST"; exit 0; fi
   echo "error: OODJAX_FASHION_MNIST=$OODJAX_FASHION_MNIST holds no Fashion-MNIST IDX files (train-images-idx3-ubyte[.gz], ...)." >&2
   exit 1
 fi
 if have "$debian"; then echo "Fashion-MNIST: Debian package dataset-fashion-mnist ($debian)"; exit 0; fi
-cache=$("$py" -c 'from oodjax.data.fashion_mnist import cache_dir; print(cache_dir())')
 if have "$cache"; then echo "Fashion-MNIST: tfds 'fashion_mnist', exported earlier to $cache"; exit 0; fi
 if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo"; else sudo=none; fi
 if [ "${OODJAX_NO_APT:-0}" != 1 ] && [ "$sudo" != none ] && command -v apt-get >/dev/null; then
@@ -22,7 +27,8 @@ if [ "${OODJAX_NO_APT:-0}" != 1 ] && [ "$sudo" != none ] && command -v apt-get >
     have "$debian" && { echo "Fashion-MNIST: Debian package dataset-fashion-mnist, installed now ($debian)"; exit 0; }
   fi
 fi
-echo "Fashion-MNIST: the Debian package is not installable here (needs apt with root or sudo); downloading tfds 'fashion_mnist' instead"
+if [ "${OODJAX_NO_APT:-0}" = 1 ]; then why="OODJAX_NO_APT=1"; elif [ "$sudo" = none ]; then why="apt needs root or password-less sudo"; else why="apt could not install it"; fi
+echo "Fashion-MNIST: not from the Debian package ($why); downloading tfds 'fashion_mnist' instead"
 if "$py" -m oodjax.data.fashion_mnist_tfds --out "$cache" && have "$cache"; then
   echo "Fashion-MNIST: tfds 'fashion_mnist', exported to $cache"
   exit 0

@@ -49,12 +49,13 @@ def test_tfds_export_is_what_load_reads(tmp_path, monkeypatch):
 
 
 def _script(tmp_path, env):
-    """Runs scripts/get_data.sh with a stand-in python: it prints the cache dir and 'exports' files."""
+    """Runs scripts/get_data.sh with a stand-in python that logs its call and 'exports' empty files."""
     stub = tmp_path / "py"
+    names = " ".join(stem + ".gz" for pair in fm.FILES.values() for stem in pair)
     stub.write_text(f"""#!/bin/sh
-if [ "$1" = -c ]; then echo {tmp_path}/cache; exit 0; fi
 echo "called: $*" >> {tmp_path}/calls
-mkdir -p {tmp_path}/cache && touch {tmp_path}/cache/train-images-idx3-ubyte.gz {tmp_path}/cache/t10k-labels-idx1-ubyte.gz
+mkdir -p {tmp_path}/xdg/oodjax/fashion-mnist
+for f in {names}; do touch {tmp_path}/xdg/oodjax/fashion-mnist/$f; done
 """)
     stub.chmod(0o755)
     # The same script, with the Debian folder moved to one that does not exist here.
@@ -63,24 +64,28 @@ mkdir -p {tmp_path}/cache && touch {tmp_path}/cache/train-images-idx3-ubyte.gz {
     assert "debian=/usr/share/datasets/fashion-mnist" in text
     script.write_text(text.replace("debian=/usr/share/datasets/fashion-mnist", f"debian={tmp_path}/no-debian"))
     full = {k: v for k, v in os.environ.items() if k != fm.ENV_VAR}
-    full.update(OODJAX_PYTHON=str(stub), OODJAX_NO_APT="1", **env)
+    full.update(OODJAX_PYTHON=str(stub), OODJAX_NO_APT="1", XDG_CACHE_HOME=str(tmp_path / "xdg"), **env)
     return subprocess.run(["bash", str(script)], env=full, capture_output=True, text=True, cwd=ROOT)
 
 
 def test_data_script_falls_back_to_tfds_and_says_so(tmp_path):
     first = _script(tmp_path, {})
     assert first.returncode == 0, first.stderr
-    assert "downloading tfds 'fashion_mnist' instead" in first.stdout
-    assert f"called: -m oodjax.data.fashion_mnist_tfds --out {tmp_path}/cache" in (tmp_path / "calls").read_text()
+    cache = tmp_path / "xdg" / "oodjax" / "fashion-mnist"
+    assert "(OODJAX_NO_APT=1); downloading tfds 'fashion_mnist' instead" in first.stdout
+    assert f"called: -m oodjax.data.fashion_mnist_tfds --out {cache}" in (tmp_path / "calls").read_text()
     second = _script(tmp_path, {})  # the export is found, not fetched again
-    assert second.stdout.strip() == f"Fashion-MNIST: tfds 'fashion_mnist', exported earlier to {tmp_path}/cache"
+    assert second.stdout.strip() == f"Fashion-MNIST: tfds 'fashion_mnist', exported earlier to {cache}"
     assert (tmp_path / "calls").read_text().count("called") == 1
+    (cache / "t10k-images-idx3-ubyte.gz").unlink()  # an incomplete folder is not taken for the data
+    third = _script(tmp_path, {})
+    assert "downloading" in third.stdout and (tmp_path / "calls").read_text().count("called") == 2
 
 
 def test_data_script_names_its_source(tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()
-    for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+    for name in (s + ".gz" for pair in fm.FILES.values() for s in pair):
         (folder / name).touch()
     ok = _script(tmp_path, {fm.ENV_VAR: str(folder)})
     assert ok.stdout.strip() == f"Fashion-MNIST: IDX files from $OODJAX_FASHION_MNIST={folder}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,10 @@ def export_idx(out_dir: str | os.PathLike | None = None, *, data_dir: str | None
     import tensorflow_datasets as tfds
 
     out = Path(out_dir) if out_dir is not None else cache_dir()
-    out.mkdir(parents=True, exist_ok=True)
+    # Written into a temporary folder renamed at the end: a killed export never looks complete.
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     for split, (image_stem, label_stem) in FILES.items():
         ds = tfds.load("fashion_mnist", split=_TFDS_SPLITS[split], data_dir=data_dir, download=download,
                        batch_size=4096, shuffle_files=False)
@@ -37,10 +41,10 @@ def export_idx(out_dir: str | os.PathLike | None = None, *, data_dir: str | None
             raise ValueError(f"tfds fashion_mnist/{split}: unexpected shapes {images.shape}, {labels.shape}")
         if labels.min() < 0 or labels.max() > 9:
             raise ValueError(f"tfds fashion_mnist/{split}: labels outside 0..9")
-        # Written under a temporary name first: a killed export never looks complete.
-        for stem, array in ((label_stem, labels.astype(np.uint8)), (image_stem, images[..., 0])):
-            tmp = write_idx(out / f".{stem}.gz.partial", array)
-            tmp.replace(out / f"{stem}.gz")
+        write_idx(tmp / f"{label_stem}.gz", labels.astype(np.uint8))
+        write_idx(tmp / f"{image_stem}.gz", images[..., 0])
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
     return out
 
 

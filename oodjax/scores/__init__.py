@@ -52,12 +52,12 @@ from oodjax.scores._uncertainty import (
     mutual_information,
 )
 from oodjax.scores._vim import VimState, default_vim_dim, fit_vim, vim
-from oodjax.scores._weiper import WeiperState, fit_weiper, msp_w, perturbed_head, weiper_kld
+from oodjax.scores._weiper import WeiperState, fit_weiper, histograms, msp_w, perturbed_head, weiper_kld
 
 __all__ = [
     "FdbdState", "NacState", "NciState", "OpenMaxState", "RmdsState", "WeiperState", "adascale_logits",
     "adaptive_percentile", "ash", "ash_score", "fdbd", "fit_dice", "fit_nac", "fit_openmax", "fit_rmds", "fit_she",
-    "fit_weibull", "fit_weiper", "gen", "msp_w", "nac", "nac_edges", "nac_states", "nci", "nnguide", "nnguide_bank",
+    "fit_weibull", "fit_weiper", "gen", "histograms", "msp_w", "nac", "nac_edges", "nac_states", "nci", "nnguide", "nnguide_bank",
     "openmax_probabilities", "perturbed_features", "perturbed_head", "rmds", "scale_factor", "scale_score", "she",
     "shift_statistic", "top_mask", "top_similarities", "weight_distances", "weiper_kld",
     "CRITERIA", "ENSEMBLE_MEASURES", "FLOW_INPUTS", "GRODIN_PARTS", "ODIN_EPSILONS", "ODIN_TEMPERATURES",

@@ -49,12 +49,14 @@ def perturbed_features(predict: Predict, x: jax.Array, logits: jax.Array, fracti
 
 def shift_statistic(features: jax.Array, perturbed: jax.Array, k1: float = 5.0, k2: float = 1.0,
                     lam: float = 10.0) -> jax.Array:
-    """Q' = sum_{top k1 % of h} relu(h~) + lam sum_{top k2 % of h} |h - h~|. Returns (N,)."""
+    """Q' = sum_{top k1 % of h} relu(h~) + lam sum_{top k2 % of h} |h - h~| (at least one entry each).
+    Returns (N,)."""
     check_rank("features", features, 2, "(N, D)")
     d = features.shape[1]
     order = jnp.argsort(-features, axis=-1, stable=True)
     ranks = jnp.argsort(order, axis=-1)
-    top1, top2 = ranks < int(d * k1 / 100), ranks < int(d * k2 / 100)
+    # At least one entry each (the code's int(D k / 100) is 0 for k2 = 1% when D < 100).
+    top1, top2 = ranks < max(1, int(d * k1 / 100)), ranks < max(1, int(d * k2 / 100))
     c_o = jnp.sum(jnp.where(top1, jax.nn.relu(perturbed), 0), axis=-1)
     q = jnp.sum(jnp.where(top2, jnp.abs(features - perturbed), 0), axis=-1)
     return c_o + lam * q

@@ -93,23 +93,29 @@ def _mahalanobis(rcond: float = 1e-10) -> Scorer:
 
 
 class RmdsState(NamedTuple):
-    """classes: the class-conditional Gaussians (tied covariance); background: one Gaussian of all
-    training features, as a one-class MahalanobisState."""
+    """center: (D,) mu_0; classes: the class-conditional Gaussians (tied covariance); background: one
+    Gaussian of all training features, as a one-class MahalanobisState; both fitted on h - mu_0 (the
+    distances are the same, and their float32 difference loses less to cancellation)."""
 
+    center: jax.Array
     classes: MahalanobisState
     background: MahalanobisState
 
 
 def fit_rmds(features: jax.Array, labels: jax.Array, num_classes: int, rcond: float = 1e-10) -> RmdsState:
     """The class Gaussians of `fit_mahalanobis` and the background N(mu_0, Sigma_0) of all features."""
-    return RmdsState(fit_mahalanobis(features, labels, num_classes, rcond),
-                     fit_mahalanobis(features, np.zeros(features.shape[0], np.int64), 1, rcond))
+    h = np.asarray(features, np.float64)
+    center = h.mean(axis=0)
+    centred = jnp.asarray(h - center, features.dtype)
+    return RmdsState(jnp.asarray(center, features.dtype), fit_mahalanobis(centred, labels, num_classes, rcond),
+                     fit_mahalanobis(centred, np.zeros(features.shape[0], np.int64), 1, rcond))
 
 
 def rmds(features: jax.Array, state: RmdsState) -> jax.Array:
     """RMDS (Ren et al. 2021, "A simple fix to Mahalanobis distance", arXiv:2106.09022): -min_c (MD_c(h) - MD_0(h)),
     MD_c the class-c Mahalanobis distance (tied covariance), MD_0 the background one. Returns (N,)."""
-    return mahalanobis(features, state.classes) - mahalanobis(features, state.background)
+    centred = features - state.center[None, :]
+    return mahalanobis(centred, state.classes) - mahalanobis(centred, state.background)
 
 
 @register("rmds")

@@ -31,8 +31,8 @@ from oodjax.types import FEATURES, HEAD, KEY, LABELS, LOGITS, TRAIN
 def nac_edges(m: int) -> np.ndarray:
     """The official code's M bin edges on [0, 1.2]: log_1000 of linspace(1, sqrt(1000), M // 2) (0 to
     0.5) and its mirror 1 - ... (0.5 to 1), the last raised to 1.01, then 1.2."""
-    if not isinstance(m, int) or m < 4:
-        raise ValueError(f"the number of bin edges M must be an integer >= 4, got {m!r}")
+    if not isinstance(m, int) or m < 4 or m % 2:
+        raise ValueError(f"the number of bin edges M must be an even integer >= 4, got {m!r}")
     x = np.log(np.linspace(1.0, np.sqrt(1000.0), m // 2)) / np.log(1000.0)
     edges = np.concatenate([x[:-1], (1.0 - x)[::-1]])
     edges[-1] += 0.01
@@ -58,11 +58,8 @@ class NacState(NamedTuple):
 def balanced_subset(key: jax.Array, labels: np.ndarray, size: int, num_classes: int) -> np.ndarray:
     """Indices of about size / C random samples of each class (all of a class that has fewer)."""
     per_class = max(size // num_classes, 1)
-    idx = []
-    for c in range(num_classes):
-        rows = np.flatnonzero(labels == c)
-        perm = np.asarray(jax.random.permutation(jax.random.fold_in(key, c), rows.size))
-        idx.append(rows[perm[:per_class]])
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+    idx = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in range(num_classes)]
     return np.sort(np.concatenate(idx))
 
 
@@ -99,7 +96,8 @@ def _nac_ue(alpha: float = 100.0, num_edges: int = 50, min_count: float = 50.0, 
         labels = check_labels(data.labels, data.train.logits.shape[0], num_classes)
         idx = balanced_subset(data.key, labels, build_size, num_classes)
         states = nac_states(data.train.logits[idx], data.train.features[idx], data.head.kernel, alpha)
-        return NacState(data.head.kernel, jnp.asarray(edges, states.dtype), fit_nac(states, edges, min_count))
+        used = np.asarray(jnp.asarray(edges, states.dtype), np.float64)  # the edges the score compares with
+        return NacState(data.head.kernel, jnp.asarray(used, states.dtype), fit_nac(states, used, min_count))
 
     def score(state: NacState, out: ModelOutputs) -> jax.Array:
         return nac(out.logits, out.features, state, alpha)

@@ -72,7 +72,8 @@ class OpenMaxState(NamedTuple):
 
 
 def fit_openmax(logits: jax.Array, labels: jax.Array, tail_size: int = 20) -> OpenMaxState:
-    """Alg. 1. A class with no correctly classified training sample uses all samples labelled with it."""
+    """Alg. 1. A class with fewer than 3 correctly classified training samples uses all samples labelled
+    with it."""
     check_rank("logits", logits, 2, "(N, C)")
     z = np.asarray(logits, np.float64)
     num_classes = z.shape[1]
@@ -81,11 +82,13 @@ def fit_openmax(logits: jax.Array, labels: jax.Array, tail_size: int = 20) -> Op
     means, params = np.empty((num_classes, num_classes)), np.empty((num_classes, 3))
     for c in range(num_classes):
         rows = (y == c) & correct
-        rows = rows if rows.sum() >= 2 else (y == c)
-        if rows.sum() < 2:
-            raise ValueError(f"class {c} has {int(rows.sum())} training samples: OpenMax needs 2 or more per class")
+        rows = rows if rows.sum() >= 3 else (y == c)
         means[c] = z[rows].mean(axis=0)
         tail = np.sort(np.linalg.norm(z[rows] - means[c], axis=1))[-tail_size:]
+        if rows.sum() < 3 or np.ptp(tail) == 0:
+            raise ValueError(f"class {c}: OpenMax fits a Weibull to its training samples' distances to their mean, "
+                             f"and needs 3 or more samples at distinct distances (got {int(rows.sum())}); "
+                             "give it a larger fit set")
         kappa, lam = fit_weibull(tail + TRANSLATE - tail.min())
         params[c] = kappa, lam, lam - TRANSLATE + tail.min()
     dtype = logits.dtype

@@ -5,8 +5,10 @@ energy logsumexp(z') of the new logits z' = h'W' + b (an ID-score, higher = more
 OpenOOD v1.5 leaderboard, the shaping acts on the pooled penultimate features (ASH's paper also
 shapes earlier, pre-pooling maps in an ablation).
 
-Per sample, "the top k" are the k = D - round(D p / 100) largest entries of h (ties broken by
-position, as a stable sort), that is, the entries above the p-th percentile of that sample.
+Per sample, "the top k" are the k = max(1, D - round(D p / 100)) largest entries of h (ties broken
+by position, as a stable sort), that is, the entries above the p-th percentile of that sample; at
+least one is kept (the reference code would divide by zero when D p / 100 rounds to D). The
+features are meant to be non-negative (after a ReLU), as in the papers.
 """
 
 from __future__ import annotations
@@ -35,17 +37,17 @@ def check_percentile(percentile: object, upper_open: bool = True) -> None:
 
 
 def top_mask(features: jax.Array, percentile: float | jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(mask (N, D) of each row's k largest entries, k) with k = D - round(D p / 100) (round half to
-    even, as torch.round). `percentile` may be traced (tuning)."""
+    """(mask (N, D) of each row's k largest entries, k) with k = max(1, D - round(D p / 100)) (round
+    half to even, as torch.round). `percentile` may be traced (tuning)."""
     d = features.shape[-1]
-    k = d - jnp.round(d * jnp.asarray(percentile, features.dtype) / 100)
+    k = jnp.maximum(d - jnp.round(d * jnp.asarray(percentile, features.dtype) / 100), 1)
     order = jnp.argsort(-features, axis=-1, stable=True)
     ranks = jnp.argsort(order, axis=-1)
     return ranks.astype(k.dtype) < k, k
 
 
 def _safe_ratio(a: jax.Array, b: jax.Array) -> jax.Array:
-    return a / jnp.where(b == 0, 1, b)  # b == 0 only for an all-zero row: it stays all zero
+    return a / jnp.where(b == 0, 1, b)  # b == 0: the kept entries are all zero (a zero row stays zero)
 
 
 def ash(features: jax.Array, percentile: float | jax.Array = 90.0, variant: str = "s") -> jax.Array:

@@ -28,6 +28,7 @@ from oodjax.scores._types import FitData, Head, ModelOutputs, Scorer
 from oodjax.types import FEATURES, HEAD, KEY, TRAIN
 
 EPS_FEATURES, EPS_LOGITS = 0.01, 0.025
+FIT_CHUNK = 1024  # training rows whose r C perturbed logits are held at once
 
 
 def perturbed_head(key: jax.Array, head: Head, repeats: int = 100, delta: float = 1.8) -> Head:
@@ -52,8 +53,9 @@ def histograms(values: jax.Array, low: jax.Array, high: jax.Array, n_bins: int) 
     authors' code bins [low, high + 1e-8), the same in float64; in float32 it would drop the maximum).
     (N, V) -> (N, n_bins)."""
     width = (high - low) / n_bins
-    idx = jnp.where(values == high, n_bins - 1, jnp.floor((values - low) / width).astype(jnp.int32))
-    inside = (idx >= 0) & (idx < n_bins)
+    inside = (values >= low) & (values <= high)
+    idx = jnp.clip(jnp.floor((values - low) / width).astype(jnp.int32), 0, n_bins - 1)  # float32: v < high can
+    # round up to n_bins
     counts = jax.vmap(lambda i, w: jnp.bincount(i, w, length=n_bins))(jnp.where(inside, idx, 0),
                                                                        inside.astype(values.dtype))
     return counts / values.shape[1]
@@ -91,10 +93,14 @@ def fit_weiper(key: jax.Array, features: jax.Array, head: Head, repeats: int = 1
                n_bins: int = 100) -> WeiperState:
     check_rank("features", features, 2, "(N, D)")
     perturbed = perturbed_head(key, head, repeats, delta)
-    z = features @ perturbed.kernel + perturbed.bias[None, :]
-    ranges = jnp.stack([features.min(), features.max(), z.min(), z.max()])
-    dens_h = jnp.mean(histograms(features, ranges[0], ranges[1], n_bins), axis=0)
-    dens_z = jnp.mean(histograms(z, ranges[2], ranges[3], n_bins), axis=0)
+    logits = jax.jit(lambda f: f @ perturbed.kernel + perturbed.bias[None, :])
+    hist = jax.jit(lambda v, lo, hi: jnp.sum(histograms(v, lo, hi, n_bins), axis=0))
+    chunks = [features[i:i + FIT_CHUNK] for i in range(0, features.shape[0], FIT_CHUNK)]  # (chunk, r C) at a time
+    z_lo = min(float(logits(c).min()) for c in chunks)
+    z_hi = max(float(logits(c).max()) for c in chunks)
+    ranges = jnp.asarray([features.min(), features.max(), z_lo, z_hi], features.dtype)
+    dens_h = sum(hist(c, ranges[0], ranges[1]) for c in chunks) / features.shape[0]
+    dens_z = sum(hist(logits(c), ranges[2], ranges[3]) for c in chunks) / features.shape[0]
     return WeiperState(perturbed, ranges, dens_h, dens_z)
 
 

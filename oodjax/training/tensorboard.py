@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import numpy as np
+
 _CRC_TABLE = []
 for _i in range(256):
     _c = _i
@@ -69,7 +71,7 @@ def _event(wall_time: float, step: int | None = None, *, version: str | None = N
         out += _field(3, version.encode())
     if scalars:
         # Summary{value = 1}, Value{tag = 1 (string), simple_value = 2 (float)}
-        values = b"".join(_field(1, _field(1, tag.encode()) + b"\x15" + struct.pack("<f", v))
+        values = b"".join(_field(1, _field(1, tag.encode()) + b"\x15" + np.asarray(v, "<f4").tobytes())
                           for tag, v in scalars.items())
         out += _field(5, values)
     return out
