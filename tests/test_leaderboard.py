@@ -517,3 +517,21 @@ def test_adascale_registered_scorer_end_to_end():
     logits, feats = model.apply(variables, x)
     got = jax.jit(scorer.score)(state, ModelOutputs(logits, feats, x, model=predict))
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name,axis,grid", [("gen", "gamma", (0.01, 1.0, 10.0)), ("nci", "alpha", (0.0, 0.01, 1.0))])
+def test_gen_and_nci_tune_their_hyperparameter(name, axis, grid):
+    import sklearn.metrics
+
+    h, w, b, z = _case()
+    rng = np.random.default_rng(4)
+    ood_h = np.abs(h[rng.permutation(N)] * rng.uniform(0.2, 3.0, (N, 1)))
+    scorer = scores.get(name, grid=grid)
+    head = Head(jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32))
+    state = scorer.fit(FitData(train=ModelOutputs(jnp.asarray(z, jnp.float32), jnp.asarray(h, jnp.float32)),
+                               head=head))
+    outs = [ModelOutputs(jnp.asarray(x @ w + b, jnp.float32), jnp.asarray(x, jnp.float32)) for x in (h, ood_h)]
+    tuned = scorer.tune(state, outs[0], {"ood": outs[1]})["ood"]
+    auroc = [sklearn.metrics.roc_auc_score(np.r_[np.ones(N), np.zeros(N)], np.r_[
+        *(np.asarray(scorer.score({**state, axis: jnp.float32(v)}, o)) for o in outs)]) for v in grid]
+    assert float(tuned[axis]) == pytest.approx(grid[int(np.argmax(auroc))])

@@ -8,6 +8,7 @@ is logits = h W + b with W (D, C).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
@@ -19,6 +20,7 @@ from oodjax.scores._knn import l2_normalize, top_similarities
 from oodjax.scores._logits import energy
 from oodjax.scores._mahalanobis import check_labels
 from oodjax.scores._registry import register
+from oodjax.scores._tune import grid_tuner
 from oodjax.scores._types import FitData, Head, ModelOutputs, Scorer
 from oodjax.types import FEATURES, HEAD, LABELS, LOGITS, TRAIN
 
@@ -115,17 +117,22 @@ def nci(logits: jax.Array, features: jax.Array, state: NciState, alpha: float = 
 
 
 @register("nci")
-def _nci(alpha: float = 1e-4, cosine: bool = False) -> Scorer:
-    if alpha < 0:
-        raise ValueError(f"alpha must be >= 0, got {alpha}")
+def _nci(alpha: float = 1e-4, cosine: bool = False, grid: Sequence[float] | None = None, criterion: str = "auroc",
+         tune_size: int | None = None) -> Scorer:
+    """grid: alphas to tune over on each OOD validation split (OpenOOD's sweep: 1e-4, 1e-3, 1e-2, 0.1)."""
+    for a in (alpha, *(grid or ())):
+        if a < 0:
+            raise ValueError(f"alpha must be >= 0, got {a}")
 
-    def fit(data: FitData) -> NciState:
-        return NciState(_need_head(data, "nci").kernel, _train_mean(data))
+    def fit(data: FitData) -> dict:
+        return {"nci": NciState(_need_head(data, "nci").kernel, _train_mean(data)),
+                "alpha": jnp.asarray(alpha, jnp.float32)}
 
-    def score(state: NciState, out: ModelOutputs) -> jax.Array:
-        return nci(out.logits, out.features, state, alpha, cosine)
+    def score(state: dict, out: ModelOutputs) -> jax.Array:
+        return nci(out.logits, out.features, state["nci"], state["alpha"], cosine)
 
-    return Scorer(fit, score, frozenset({LOGITS, FEATURES, HEAD, TRAIN}))
+    tune = grid_tuner({"alpha": tuple(grid)}, criterion, tune_size, score=score) if grid else None
+    return Scorer(fit, score, frozenset({LOGITS, FEATURES, HEAD, TRAIN}), tune=tune)
 
 
 # --- SHE ------------------------------------------------------------------------------------------

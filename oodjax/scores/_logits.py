@@ -13,7 +13,10 @@ import numpy as np
 from oodjax.scores._checks import check_positive, check_rank
 from oodjax.scores._registry import register, stateless
 from oodjax.scores._types import FitData, ModelOutputs, Scorer
+from collections.abc import Sequence
+
 from oodjax.calibration import fit_temperature
+from oodjax.scores._tune import grid_tuner
 from oodjax.types import ID_VAL, LOGITS, VAL_LABELS
 
 
@@ -130,9 +133,22 @@ def gen(logits: jax.Array, gamma: float = 0.1, m: int = 100) -> jax.Array:
 
 
 @register("gen")
-def _gen(gamma: float = 0.1, m: int = 100) -> Scorer:
-    gen(jnp.zeros((1, 2)), gamma, m)  # validates the arguments now
-    return stateless(lambda out: gen(out.logits, gamma, m))
+def _gen(gamma: float = 0.1, m: int = 100, grid: Sequence[float] | None = None, criterion: str = "auroc",
+         tune_size: int | None = None) -> Scorer:
+    """grid: gammas to tune over on each OOD validation split (OpenOOD's sweep: 0.01, 0.1, 0.5, 1, 2, 5,
+    10); None uses `gamma`."""
+    for g in (gamma, *(grid or ())):
+        gen(jnp.zeros((1, 2)), g, m)  # validates the arguments now
+
+    def fit(data: FitData) -> dict:
+        del data
+        return {"gamma": jnp.asarray(gamma, jnp.float32)}
+
+    def score(state: dict, out: ModelOutputs) -> jax.Array:
+        return gen(out.logits, state["gamma"], m)
+
+    tune = grid_tuner({"gamma": tuple(grid)}, criterion, tune_size, score=score) if grid else None
+    return Scorer(fit, score, frozenset({LOGITS}), tune=tune)
 
 
 @register("temp_scale")
