@@ -70,9 +70,10 @@ def _event(wall_time: float, step: int | None = None, *, version: str | None = N
     if version is not None:
         out += _field(3, version.encode())
     if scalars:
-        # Summary{value = 1}, Value{tag = 1 (string), simple_value = 2 (float)}
-        values = b"".join(_field(1, _field(1, tag.encode()) + b"\x15" + np.asarray(v, "<f4").tobytes())
-                          for tag, v in scalars.items())
+        # Summary{value = 1}, Value{tag = 1 (string), simple_value = 2 (float)}; beyond float32: +-inf
+        with np.errstate(over="ignore"):
+            values = b"".join(_field(1, _field(1, tag.encode()) + b"\x15" + np.asarray(v, "<f4").tobytes())
+                              for tag, v in scalars.items())
         out += _field(5, values)
     return out
 
