@@ -240,8 +240,9 @@ def evaluate(
             distinct[label].setdefault(_state_key(st), st)
     id_scores: dict[str, dict[tuple, list]] = {label: {k: [] for k in d} for label, d in distinct.items()}
     correct = []
+    n_test = len(data.id_test) if hasattr(data.id_test, "__len__") else None  # a total gives the bar an ETA
     for base, red, n in tqdm(runner.batches(data.id_test), desc=f"{model_label}: score ID test", disable=not progress,
-                             dynamic_ncols=True):
+                             total=None if n_test is None else -(-n_test // batch_size), dynamic_ncols=True):
         if data.id_test_labels is not None:
             correct.append(np.asarray(jnp.argmax(base.logits, -1))[:n])
         for label, d in distinct.items():
