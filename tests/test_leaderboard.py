@@ -440,15 +440,16 @@ def test_adascale_from_shift_to_score(variant):
     ("ash_b", {"percentile": 100.0}, "percentile must be in"),
     ("scale", {"grid": (50.0, 120.0)}, "percentile must be in"),
     ("dice", {"sparsity": -1.0}, "percentile must be in"),
-    ("gen", {"m": 0}, "positive integer"),
+    ("gen", {"m": 0}, "m \\(the number of top classes\\) must be an integer >= 1"),
     ("gen", {"gamma": 0.0}, "gamma must be > 0"),
     ("fdbd", {"normalizer": "l1"}, "normalizer must be one of"),
     ("nci", {"alpha": -1.0}, "alpha must be >= 0"),
-    ("nnguide", {"k": 0}, "positive integer"),
+    ("nnguide", {"k": 0}, "k must be an integer >= 1"),
     ("openmax", {"tail_size": 1}, "tail_size must be an integer >= 2"),
     ("openmax", {"score": "max"}, "score must be"),
     ("weiper_kld", {"n_bins": 1}, "n_bins must be an integer >= 2"),
     ("nac_ue", {"num_edges": 5}, "M must be an even integer >= 4"),
+    ("nac_ue", {"num_edges": 2}, "M must be an integer >= 4"),
     ("adascale_a", {"p_min": 90.0, "p_max": 80.0}, "p_min must be <= p_max"),
 ])
 def test_bad_hyperparameters_are_refused_when_the_scorer_is_built(name, hyper, match):

@@ -18,9 +18,6 @@ import numpy as np
 
 from oodjax.data.fashion_mnist import FILES, cache_dir, write_idx
 
-_TFDS_SPLITS = {"train": "train", "test": "test"}
-
-
 def export_idx(out_dir: str | os.PathLike | None = None, *, data_dir: str | None = None,
                download: bool = True) -> Path:
     """Writes train/test images (N, 28, 28) uint8 and labels (N,) uint8 as gzipped IDX files."""
@@ -32,7 +29,7 @@ def export_idx(out_dir: str | os.PathLike | None = None, *, data_dir: str | None
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for split, (image_stem, label_stem) in FILES.items():
-        ds = tfds.load("fashion_mnist", split=_TFDS_SPLITS[split], data_dir=data_dir, download=download,
+        ds = tfds.load("fashion_mnist", split=split, data_dir=data_dir, download=download,
                        batch_size=4096, shuffle_files=False)
         batches = list(tfds.as_numpy(ds))
         images = np.concatenate([b["image"] for b in batches]).astype(np.uint8)

@@ -13,6 +13,12 @@ def check_positive(name: str, value: object) -> None:
         raise ValueError(f"{name} must be > 0, got {value}")
 
 
+def check_int(name: str, value: object, low: int = 1) -> None:
+    """Raises ValueError unless `value` is a Python integer (not a bool) >= low."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
 def check_rank(name: str, x: jax.Array, rank: int, what: str) -> None:
     if x.ndim != rank:
         raise ValueError(f"{name} must have shape {what}, got shape {x.shape}")

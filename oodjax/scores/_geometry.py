@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from oodjax.scores._checks import check_logits_features, check_rank
+from oodjax.scores._checks import check_int, check_logits_features, check_rank
 from oodjax.scores._knn import l2_normalize, top_similarities
 from oodjax.scores._logits import energy
 from oodjax.scores._mahalanobis import check_labels
@@ -199,8 +199,7 @@ def nnguide(logits: jax.Array, features: jax.Array, bank: jax.Array, k: int = 10
 def _nnguide(k: int = 100) -> Scorer:
     """k = 100 neighbours (OpenOOD v1.5; the official code uses 10). The bank is the fit set, every
     sample of it (OpenOOD: the first 1% of ImageNet's training set; set the experiment's fit_size)."""
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    check_int("k", k)
 
     def fit(data: FitData) -> jax.Array:
         bank = nnguide_bank(data.train.features, data.train.logits)

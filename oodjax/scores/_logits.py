@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from oodjax.scores._checks import check_positive, check_rank
+from oodjax.scores._checks import check_int, check_positive, check_rank
 from oodjax.scores._registry import register, stateless
 from oodjax.scores._types import FitData, ModelOutputs, Scorer
 from collections.abc import Sequence
@@ -125,8 +125,7 @@ def gen(logits: jax.Array, gamma: float = 0.1, m: int = 100) -> jax.Array:
     """
     check_rank("logits", logits, 2, "(N, C)")
     check_positive("gamma", gamma)
-    if not isinstance(m, int) or isinstance(m, bool) or m < 1:
-        raise ValueError(f"m (the number of top classes) must be a positive integer, got {m!r}")
+    check_int("m (the number of top classes)", m)
     p = jax.nn.softmax(logits, axis=-1)
     top = jax.lax.top_k(p, min(m, logits.shape[-1]))[0]
     return -jnp.sum(top**gamma * (1.0 - top) ** gamma, axis=-1)

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from oodjax.scores._checks import check_logits_features, check_positive
+from oodjax.scores._checks import check_int, check_logits_features, check_positive
 from oodjax.scores._mahalanobis import check_labels
 from oodjax.scores._registry import register
 from oodjax.scores._types import FitData, ModelOutputs, Scorer
@@ -31,7 +31,8 @@ from oodjax.types import FEATURES, HEAD, KEY, LABELS, LOGITS, TRAIN
 def nac_edges(m: int) -> np.ndarray:
     """The official code's M bin edges on [0, 1.2]: log_1000 of linspace(1, sqrt(1000), M // 2) (0 to
     0.5) and its mirror 1 - ... (0.5 to 1), the last raised to 1.01, then 1.2."""
-    if not isinstance(m, int) or m < 4 or m % 2:
+    check_int("the number of bin edges M", m, 4)
+    if m % 2:
         raise ValueError(f"the number of bin edges M must be an even integer >= 4, got {m!r}")
     x = np.log(np.linspace(1.0, np.sqrt(1000.0), m // 2)) / np.log(1000.0)
     edges = np.concatenate([x[:-1], (1.0 - x)[::-1]])
@@ -86,8 +87,7 @@ def _nac_ue(alpha: float = 100.0, num_edges: int = 50, min_count: float = 50.0, 
     check_positive("alpha", alpha)
     check_positive("min_count", min_count)
     edges = nac_edges(num_edges)
-    if not isinstance(build_size, int) or build_size < 1:
-        raise ValueError(f"build_size must be a positive integer, got {build_size!r}")
+    check_int("build_size", build_size)
 
     def fit(data: FitData) -> NacState:
         if data.head is None or data.labels is None or data.key is None:

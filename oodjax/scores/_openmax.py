@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from oodjax.scores._checks import check_rank
+from oodjax.scores._checks import check_int, check_rank
 from oodjax.scores._mahalanobis import check_labels
 from oodjax.scores._registry import register
 from oodjax.scores._types import FitData, ModelOutputs, Scorer
@@ -113,9 +113,8 @@ def openmax_probabilities(logits: jax.Array, state: OpenMaxState, alpha: int = 1
 @register("openmax")
 def _openmax(tail_size: int = 20, alpha: int = 10, score: str = "known") -> Scorer:
     """tail_size 20 and alpha 10 (the original code's; OpenOOD v1.5 uses alpha 3); score "known" or "all"."""
-    for name, v in (("tail_size", tail_size), ("alpha", alpha)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1 + (name == "tail_size"):
-            raise ValueError(f"{name} must be an integer >= {1 + (name == 'tail_size')}, got {v!r}")
+    check_int("tail_size", tail_size, 2)
+    check_int("alpha", alpha)
     if score not in ("known", "all"):
         raise ValueError(f"score must be 'known' or 'all', got {score!r}")
 

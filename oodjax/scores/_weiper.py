@@ -21,8 +21,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from oodjax.scores._checks import check_positive, check_rank
+from oodjax.scores._checks import check_int, check_positive, check_rank
 from oodjax.scores._registry import register
 from oodjax.scores._types import FitData, Head, ModelOutputs, Scorer
 from oodjax.types import FEATURES, HEAD, KEY, TRAIN
@@ -96,9 +97,8 @@ def fit_weiper(key: jax.Array, features: jax.Array, head: Head, repeats: int = 1
     logits = jax.jit(lambda f: f @ perturbed.kernel + perturbed.bias[None, :])
     hist = jax.jit(lambda v, lo, hi: jnp.sum(histograms(v, lo, hi, n_bins), axis=0))
     chunks = [features[i:i + FIT_CHUNK] for i in range(0, features.shape[0], FIT_CHUNK)]  # (chunk, r C) at a time
-    z_lo = min(float(logits(c).min()) for c in chunks)
-    z_hi = max(float(logits(c).max()) for c in chunks)
-    ranges = jnp.asarray([features.min(), features.max(), z_lo, z_hi], features.dtype)
+    bounds = np.array([(float(z.min()), float(z.max())) for z in map(logits, chunks)])
+    ranges = jnp.asarray([features.min(), features.max(), bounds[:, 0].min(), bounds[:, 1].max()], features.dtype)
     dens_h = sum(hist(c, ranges[0], ranges[1]) for c in chunks) / features.shape[0]
     dens_z = sum(hist(logits(c), ranges[2], ranges[3]) for c in chunks) / features.shape[0]
     return WeiperState(perturbed, ranges, dens_h, dens_z)
@@ -117,24 +117,10 @@ def weiper_kld(features: jax.Array, state: WeiperState, num_classes: int, lambda
     return -(kld_h + lambda1 * kld_z - lambda2 * msp_w(z, num_classes))
 
 
-def _check_int(name: str, v: object, low: int = 1) -> None:
-    if not isinstance(v, int) or isinstance(v, bool) or v < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-
-
-def _fit(name: str, repeats: int, delta: float, n_bins: int):
-    def fit(data: FitData) -> WeiperState:
-        if data.head is None or data.key is None:
-            raise ValueError(f"{name} perturbs the head at random: it needs FitData.head and FitData.key")
-        return fit_weiper(data.key, data.train.features, data.head, repeats, delta, n_bins)
-
-    return fit
-
-
 @register("weiper")
 def _weiper(repeats: int = 100, delta: float = 1.8) -> Scorer:
     """MSP_W with r = 100 repeats at delta = 1.8 (the authors' CIFAR-10 ResNet-18 setting)."""
-    _check_int("repeats", repeats)
+    check_int("repeats", repeats)
     check_positive("delta", delta)
 
     def fit(data: FitData) -> Head:
@@ -154,17 +140,22 @@ def _weiper_kld(repeats: int = 100, delta: float = 1.8, n_bins: int = 100, lambd
                 lambda2: float = 0.1, smoothing: int = 4, smoothing_perturbed: int = 15) -> Scorer:
     """WeiPer+KLD at the authors' CIFAR-10 ResNet-18 setting (ImageNet ResNet-50: delta 2.4,
     lambda2 0.25, smoothing 40)."""
-    _check_int("repeats", repeats)
-    _check_int("n_bins", n_bins, 2)
-    _check_int("smoothing", smoothing)
-    _check_int("smoothing_perturbed", smoothing_perturbed)
+    check_int("repeats", repeats)
+    check_int("n_bins", n_bins, 2)
+    check_int("smoothing", smoothing)
+    check_int("smoothing_perturbed", smoothing_perturbed)
     check_positive("delta", delta)
     for name, v in (("lambda1", lambda1), ("lambda2", lambda2)):
         if v < 0:
             raise ValueError(f"{name} must be >= 0, got {v}")
 
+    def fit(data: FitData) -> WeiperState:
+        if data.head is None or data.key is None:
+            raise ValueError("weiper_kld perturbs the head at random: it needs FitData.head and FitData.key")
+        return fit_weiper(data.key, data.train.features, data.head, repeats, delta, n_bins)
+
     def score(state: WeiperState, out: ModelOutputs) -> jax.Array:
         return weiper_kld(out.features, state, state.perturbed.bias.shape[0] // repeats, lambda1, lambda2, smoothing,
                           smoothing_perturbed)
 
-    return Scorer(_fit("weiper_kld", repeats, delta, n_bins), score, frozenset({FEATURES, HEAD, KEY, TRAIN}))
+    return Scorer(fit, score, frozenset({FEATURES, HEAD, KEY, TRAIN}))
