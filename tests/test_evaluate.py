@@ -107,3 +107,19 @@ def test_evaluate_computes_only_what_the_scorers_need(key):
                         frozenset({"logits", "maps"}))
     evaluate(model, variables, {"raw": raw}, kw, **opts)
     assert seen and all(isinstance(m, tuple) and m[0].ndim == 4 for m in seen)
+
+
+def test_validation_labels_reach_temp_scale_and_are_checked(key):
+    model, variables, d, opts = _setup(key)
+    spec = build_scorers({"ts": ("temp_scale", {})})
+    with pytest.raises(ValueError, match="'ts' needs \\['val_labels'\\]"):
+        evaluate(model, variables, spec, d, **opts)  # no id_val_labels given
+    with pytest.raises(ValueError, match="id_val_labels must be 30 integers in \\[0, 3\\)"):
+        evaluate(model, variables, spec, d._replace(id_val_labels=np.full(30, 3)), **opts)
+    labels = np.arange(30) % 3
+    result = evaluate(model, variables, spec, d._replace(id_val_labels=labels), **opts)
+    logits = model.apply(variables, jnp.asarray(d.normalize(d.id_val.images)))[0]
+    t = scores.get("temp_scale").fit(scores.FitData(val=scores.ModelOutputs(logits), val_labels=jnp.asarray(labels)))
+    s_id = np.asarray(jnp.max(jax.nn.softmax(model.apply(variables, jnp.asarray(d.normalize(d.id_test.images)))[0] / t,
+                                             axis=-1), axis=-1))
+    np.testing.assert_allclose(result.scores["ts"]["bright"][0], s_id, rtol=1e-5)

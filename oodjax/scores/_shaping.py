@@ -29,11 +29,10 @@ from oodjax.types import FEATURES, HEAD, TRAIN
 ASH_VARIANTS = ("p", "b", "s")
 
 
-def check_percentile(percentile: object, upper_open: bool = True) -> None:
+def check_percentile(percentile: object) -> None:
     """ValueError unless a concrete percentile is in [0, 100) (tracers pass: the tuner's grid points)."""
-    if isinstance(percentile, (int, float, np.number)) and not (0 <= percentile < 100 if upper_open
-                                                                else 0 <= percentile <= 100):
-        raise ValueError(f"percentile must be in [0, 100{')' if upper_open else ']'}, got {percentile}")
+    if isinstance(percentile, (int, float, np.number)) and not 0 <= percentile < 100:
+        raise ValueError(f"percentile must be in [0, 100), got {percentile}")
 
 
 def top_mask(features: jax.Array, percentile: float | jax.Array) -> tuple[jax.Array, jax.Array]:
