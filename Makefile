@@ -23,8 +23,11 @@ data: $(STAMP)
 demo: $(STAMP) data
 	$(PY) -m experiments.run experiments/configs/embedded.py
 
+# Two pytest workers (pytest-xdist): most of the suite's time is single-threaded tracing and compiling.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -n $(TEST_WORKERS)
 
 clean:
 	rm -rf $(VENV) results

@@ -12,6 +12,10 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from experiments import xla_cpu
+
+xla_cpu.apply()  # before jax starts: this lock's XLA:CPU flags (experiments/xla_cpu.py)
+
 
 def load_config(path: str, variant: str):
     spec = importlib.util.spec_from_file_location(Path(path).stem, path)

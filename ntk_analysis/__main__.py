@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import jax
-from jax.experimental import enable_x64
 
 from ntk_analysis import figures
 from ntk_analysis._kernels import Implementation
@@ -43,10 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in todo:
         t = time.time()
         if name == "spectrum":
-            with enable_x64():
+            with jax.enable_x64(True):
                 figures.spectrum(out, key, a.points_1d, a.points_2d, a.anchors)
         elif name == "gamma":
-            with enable_x64():
+            with jax.enable_x64(True):
                 r = figures.gamma(out, key, d=a.dim)
             print(f"eq. 4 vs neural-tangents: max |error| = {float(r['eq4_max_abs_error']):.2e}")
             for c, e in zip(r["anchor_norm"], r["median_relative_error"]):

@@ -14,12 +14,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import neural_tangents as nt
-from neural_tangents import stax
+from ntk_analysis import _compat
 
-from ntk_analysis._compat import patch_structured_derivatives
+_compat.apply()
 
-patch_structured_derivatives()
+import neural_tangents as nt  # noqa: E402
+from neural_tangents import stax  # noqa: E402
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 

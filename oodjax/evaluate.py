@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from oodjax import metrics, scores
@@ -44,7 +46,8 @@ class EvalResult:
 class EvalData(NamedTuple):
     """The images of one evaluation, in [0, 1], and how the model sees them.
 
-    fit_images: (N, H, W, C) training images (a subset is enough); fit_labels: (N,).
+    fit_images: (N, H, W, C) training images (a subset is enough), an array or an ImageSource
+    streamed in batches (data.Rows of an Indexed dataset); fit_labels: (N,).
     id_val: ID validation images held out of training; id_test / id_test_labels: the ID test set.
     ood_sets: the OOD sets (test splits scored; validation splits for the tunable scorers).
     normalize: pixel [0, 1] -> model input, the same for ID and OOD; input_std: its per-channel std.
@@ -52,7 +55,7 @@ class EvalData(NamedTuple):
     id_val_labels: the labels of id_val, for scorers that fit on them (need `val_labels`: TempScale).
     """
 
-    fit_images: np.ndarray
+    fit_images: np.ndarray | ImageSource
     fit_labels: np.ndarray
     id_val: ImageSource
     id_test: ImageSource
@@ -88,13 +91,33 @@ def check_scorers(scorers: Mapping[str, Scorer], provides: frozenset[str], model
         check_needs(label, scorer.needs, model_label, provides)
 
 
+def eval_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh ("batch",) over the given devices (default: jax.devices(), all of them)."""
+    return Mesh(np.asarray(devices if devices is not None else jax.devices()), ("batch",))
+
+
+def to_host(a: jax.Array) -> np.ndarray:
+    """A (possibly sharded) array as one numpy array on this host (gathered across processes when
+    it is not fully addressable)."""
+    if isinstance(a, jax.Array) and not a.is_fully_addressable:
+        return np.asarray(multihost_utils.process_allgather(a, tiled=True))
+    return np.asarray(a)
+
+
 class _Runner:
     """Runs the model batch by batch, computing only what `needs` (the union of the scorers') asks:
-    intermediate maps reduced for the scorers that have a map_reduce, K-sample predictions, extras."""
+    intermediate maps reduced for the scorers that have a map_reduce, K-sample predictions, extras.
+
+    Every batch is padded to `rows` (batch_size rounded up to a multiple of the mesh's devices) and
+    sharded over the mesh's batch axis; the variables are replicated."""
 
     def __init__(self, model: Model, variables: Variables, scorers: Mapping[str, Scorer], needs: frozenset[str],
-                 normalize: Normalizer, batch_size: int):
-        self.variables, self.normalize, self.batch_size = variables, normalize, batch_size
+                 normalize: Normalizer, batch_size: int, mesh: Mesh):
+        n_dev = mesh.devices.size
+        self.normalize, self.batch_size = normalize, batch_size
+        self.rows = -(-batch_size // n_dev) * n_dev
+        self.sharded = NamedSharding(mesh, PartitionSpec("batch"))
+        self.variables = jax.device_put(variables, NamedSharding(mesh, PartitionSpec()))
         # Maps reach each scorer that needs them reduced by its map_reduce (Gram), or as they are.
         self.reducers = {k: jax.jit(s.map_reduce) if s.map_reduce is not None else (lambda maps: maps)
                          for k, s in scorers.items() if T.MAPS in s.needs}
@@ -107,13 +130,13 @@ class _Runner:
         self.shape = model.input_shape
 
     def batches(self, source: ImageSource) -> Iterator[tuple[ModelOutputs, dict[str, Any], int]]:
-        """(outputs, reduced maps, n): every batch is padded to batch_size rows (one compiled shape
-        per function); only the first n rows are real."""
+        """(outputs, reduced maps, n): every batch is padded to `rows` rows (one compiled shape per
+        function) and sharded over the mesh; only the first n rows are real."""
         for xb in source.batches(self.batch_size):
             if xb.shape[1:] != self.shape:
                 raise ValueError(f"images of shape {xb.shape[1:]}, but the model takes {self.shape}")
             n = xb.shape[0]
-            x = jnp.asarray(pad_rows(self.normalize(xb), self.batch_size))
+            x = jax.device_put(pad_rows(self.normalize(xb), self.rows), self.sharded)
             reduced, samples, extras = {}, None, None
             if self.maps is not None:
                 logits, features, maps = self.maps(self.variables, x)
@@ -128,10 +151,11 @@ class _Runner:
             yield out, reduced, n
 
     def collect(self, source: ImageSource) -> tuple[ModelOutputs, dict[str, Any]]:
-        parts = [jax.tree.map(lambda a, n=n: a[:n], (b, r)) for b, r, n in self.batches(source)]
+        """Everything the model gives for a (fit / validation) source, on this host."""
+        parts = [jax.tree.map(lambda a, n=n: to_host(a)[:n], (b, r)) for b, r, n in self.batches(source)]
         if not parts:
             raise ValueError("an image source yielded no images")
-        return jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
+        return jax.tree.map(lambda *a: jnp.asarray(np.concatenate(a)), *parts)
 
 
 def _view(base: ModelOutputs | None, reduced: Mapping[str, Any], label: str, scorer: Scorer,
@@ -165,6 +189,7 @@ def evaluate(
     progress: bool = True,
     model_label: str = "model",
     trained_with: frozenset[str] = frozenset(),
+    mesh: Mesh | None = None,
 ) -> EvalResult:
     """Fits every scorer on the fit images, their labels and the ID validation images (only what
     each needs), tunes the tunable ones on each OOD validation split, and scores the ID test set
@@ -173,6 +198,8 @@ def evaluate(
     bootstrap: if > 0, adds `<metric>_std` over that many resamplings to each record.
     model_label: the model's name in error messages. trained_with: what the model's training
     objective provides to scorers (`Objective.provides`: objective:bin for BIN's sigmoid classifiers).
+    mesh: the devices each batch is sharded over (default `eval_mesh()`: all devices); batches are
+    padded to a multiple of its size, and the scores do not depend on it.
     """
     names = [s.name for s in data.ood_sets]
     if len(set(names)) != len(names):
@@ -187,12 +214,14 @@ def evaluate(
             "(ood_set_from_arrays(..., val_fraction > 0)) or leave those scorers out"
         )
     needs = frozenset().union(*(s.needs for s in scorers.values()))
+    runner = _Runner(model, variables, scorers, needs, data.normalize, batch_size, mesh or eval_mesh())
+    variables = runner.variables  # replicated on the mesh: what the scorers' model and head read too
     predict = Predict(model.apply, variables, tuple(float(s) for s in data.input_std))
-    runner = _Runner(model, variables, scorers, needs, data.normalize, batch_size)
 
     fit_out, fit_red = None, {}
     if T.TRAIN in needs or T.LABELS in needs:
-        fit_out, fit_red = runner.collect(ArraySource(data.fit_images, "fit_images"))
+        fit_src = data.fit_images if hasattr(data.fit_images, "batches") else ArraySource(data.fit_images, "fit_images")
+        fit_out, fit_red = runner.collect(fit_src)
         num_classes = fit_out.logits.shape[1]
         fit_labels = np.asarray(data.fit_labels)
         if fit_labels.shape != (fit_out.logits.shape[0],) or fit_labels.min() < 0 or fit_labels.max() >= num_classes:
@@ -244,11 +273,11 @@ def evaluate(
     for base, red, n in tqdm(runner.batches(data.id_test), desc=f"{model_label}: score ID test", disable=not progress,
                              total=None if n_test is None else -(-n_test // batch_size), dynamic_ncols=True):
         if data.id_test_labels is not None:
-            correct.append(np.asarray(jnp.argmax(base.logits, -1))[:n])
+            correct.append(to_host(jnp.argmax(base.logits, -1))[:n])
         for label, d in distinct.items():
             view = _view(base, red, label, scorers[label], predict)
             for k, st in d.items():
-                id_scores[label][k].append(np.asarray(score_fns[label](st, view))[:n])
+                id_scores[label][k].append(to_host(score_fns[label](st, view))[:n])
     id_accuracy = None
     if data.id_test_labels is not None:
         pred = np.concatenate(correct)
@@ -265,7 +294,7 @@ def evaluate(
             for label in scorers:
                 st = states[label][oset.name]
                 view = _view(base, red, label, scorers[label], predict)
-                ood_scores[label].append(np.asarray(score_fns[label](st, view))[:n])
+                ood_scores[label].append(to_host(score_fns[label](st, view))[:n])
         for label in scorers:
             st = states[label][oset.name]
             s_id = np.concatenate(id_scores[label][_state_key(st)])

@@ -9,6 +9,10 @@ if _flag not in os.environ.get("XLA_FLAGS", ""):
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+from experiments import xla_cpu  # noqa: E402
+
+xla_cpu.apply()  # the entry points' XLA:CPU flags, so tests run what users run
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
 

@@ -33,3 +33,12 @@ def make_fake_fashion_mnist(directory: Path, n_train: int = 640, n_test: int = 2
         write_idx(directory / f"{split}-images-idx3-ubyte", images)
         write_idx(directory / f"{split}-labels-idx1-ubyte", labels)
     return directory
+
+
+
+def build_tiny_tfds(data_dir: Path, n_train: int = 24, n_test: int = 10, size: int = 8,
+                    file_format: str = "array_record") -> str:
+    """A real prepared tfds dataset (oodjax.data.build_synthetic_tfds) in data_dir; returns its name."""
+    from oodjax.data import build_synthetic_tfds
+
+    return build_synthetic_tfds(data_dir, n_train=n_train, n_test=n_test, size=size, file_format=file_format)

@@ -22,7 +22,7 @@ AMP_SPEC = {"amp": ("amp", {}), "amp_tau_mean": ("amp", {"reduce": "mean"}), "am
 def test_embedded_run_with_anchoring(tmp_path):
     d = make_fake_fashion_mnist(tmp_path / "fm", n_train=868, n_test=200)
     cfg = Experiment(
-        name="tiny", results_dir=str(tmp_path / "results"), fit_size=300, progress=False,
+        name="tiny", results_dir=str(tmp_path / "results"), fit_size=300, progress=False, batch_size=100,
         data=EmbeddedData(data_dir=str(d), val_size=100, far_sets=("gaussian_noise",), resize_sets=True,
                           corruptions=("gaussian_blur",), corruption_size=60, ood_test_size=60),
         models=embedded.models({"msp": ("msp", {}), "energy": ("energy", {})}, AMP_SPEC,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from oodjax import data
-from tests.fake_data import make_fake_fashion_mnist, write_idx
+from tests.fake_data import build_tiny_tfds, make_fake_fashion_mnist, write_idx
 
 
 def test_read_idx_round_trip(tmp_path):
@@ -142,7 +142,40 @@ def test_tfds_sources_with_mock_data():
 
 def test_tfds_missing_dataset_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="tfds build cifar10 --data_dir"):
-        next(data.TfdsSource("cifar10", data_dir=str(tmp_path)).batches(2))
+        data.TfdsSource("cifar10", data_dir=str(tmp_path))  # refused when built, not when read
+
+
+def _stored_order(got: np.ndarray, images: np.ndarray) -> list[int]:
+    """Which generated image (uint8) each read image ([0, 1]) is; asserts each is one, once."""
+    flat = images.reshape(len(images), -1) / 255.0
+    order = [int(np.flatnonzero(np.abs(flat - g.reshape(-1)).max(axis=1) < 1e-6)[0]) for g in got]
+    assert sorted(order) == list(range(len(images)))
+    return order
+
+
+def test_tfds_sources_are_checked_when_built(tmp_path):
+    """A real prepared tfds dataset reads; a bad name, split or data_dir fails at construction,
+    naming what was looked for and where."""
+    name = build_tiny_tfds(tmp_path / "tfds", n_train=24, n_test=10, size=8)
+    d = str(tmp_path / "tfds")
+    src = data.TfdsSource(name, data_dir=d, image_size=8)
+    assert [b.shape for b in src.batches(4)] == [(4, 8, 8, 3), (4, 8, 8, 3), (2, 8, 8, 3)]
+    images, labels = data.synthetic_images(10, 8, seed=1_000_003)  # the test split's examples
+    order = _stored_order(np.concatenate(list(src.batches(4))), images)  # tfds shuffles them when it prepares
+    np.testing.assert_array_equal(src.labels(), labels[order])
+    assert data.check_prepared(name, "train[:50%]+test", d) == (name, "train[:50%]+test")
+    with pytest.raises(ValueError, match=r"has no split 'validation'; it has \['test', 'train'\]"):
+        data.TfdsSource(name, split="validation", data_dir=d)
+    with pytest.raises(ValueError, match="has no split 'validation'"):
+        data.ood_set_from_tfds(name, data_dir=d, image_size=8, split="validation")
+    with pytest.raises(FileNotFoundError, match=r"'cifar10' is not prepared: looked in .*cifar10"):
+        data.ood_set_from_tfds("cifar10", data_dir=d, image_size=8)
+    with pytest.raises(FileNotFoundError, match="data_dir '/nonexistent' does not exist"):
+        data.ood_set_from_tfds("svhn", data_dir="/nonexistent", image_size=8)
+    with pytest.raises(ValueError, match=r"unknown dataset 'cifar_10'.*close tfds names: \['cifar10'"):
+        data.check_prepared("cifar_10", data_dir=d)
+    with pytest.raises(ValueError, match="imagenet2012_corrupted/fogg_3"):
+        data.check_prepared("imagenet_c/fogg/3", data_dir=d)
 
 
 def test_image_folder(tmp_path):
@@ -162,3 +195,36 @@ def test_image_folder(tmp_path):
         data.load_image_folder(tmp_path / "missing", 8)
     rgb = data.to_channels(images, 1)
     np.testing.assert_allclose(rgb[..., 0], images @ np.array([0.299, 0.587, 0.114], np.float32), rtol=1e-6)
+
+
+def test_tfds_images_read_by_index_and_stream_in_batches(tmp_path):
+    """TfdsImages (ArrayRecord) reads any rows, equal to the stored examples; Rows streams a subset;
+    a TFRecord-only dataset is refused with the rebuild command."""
+    name = build_tiny_tfds(tmp_path / "ar", n_train=30, n_test=12, size=8)
+    train = data.TfdsImages(name, "train", str(tmp_path / "ar"), image_size=8)
+    images, labels = data.synthetic_images(30, 8, seed=0)
+    assert train.shape == (30, 8, 8, 3) and len(train) == 30
+    everything = train[np.arange(30)]
+    stored = np.asarray(_stored_order(everything, images))  # every example read back exactly
+    np.testing.assert_array_equal(train.labels(), labels[stored])
+    idx = np.asarray([29, 0, 7, 7])
+    np.testing.assert_array_equal(train[idx], everything[idx])
+    view = data.Rows(train, np.asarray([3, 1, 4, 1, 5]))
+    np.testing.assert_array_equal(np.concatenate(list(view.batches(2))), everything[[3, 1, 4, 1, 5]])
+    np.testing.assert_array_equal(view.labels(), labels[stored[[3, 1, 4, 1, 5]]])
+    np.testing.assert_array_equal(view[np.asarray([4])], everything[[5]])
+    # TfdsSource streams an ArrayRecord split through the same reader.
+    stream = data.TfdsSource(name, split="train", data_dir=str(tmp_path / "ar"), image_size=8)
+    np.testing.assert_array_equal(np.concatenate(list(stream.batches(7))), everything)
+    # Resizing and channels happen per read: 8 -> 16 px, grayscale.
+    gray = data.TfdsImages(name, "test", str(tmp_path / "ar"), image_size=16, channels=1)
+    assert gray[np.arange(3)].shape == (3, 16, 16, 1)
+    assert train.identity() == data.TfdsImages(name, "train", str(tmp_path / "ar"), image_size=8).identity()
+    assert train.identity() != gray.identity()
+    with pytest.raises(IndexError, match=r"in \[0, 30\)"):
+        train[np.asarray([30])]
+    with pytest.raises(TypeError, match="integer index array"):
+        train[np.asarray([0.5])]
+    build_tiny_tfds(tmp_path / "tfr", n_train=6, n_test=4, size=8, file_format="tfrecord")
+    with pytest.raises(ValueError, match="cannot be read by index: rebuild it with `tfds build .* --file_format=array_record"):
+        data.TfdsImages(name, "train", str(tmp_path / "tfr"), image_size=8)

@@ -1,21 +1,27 @@
-"""The pinned stack works: neural-tangents imports and runs on jax 0.5.3, all three NTK impls agree."""
+"""The locked stack works: the installed versions are requirements.txt's, neural-tangents imports and runs on
+today's jax (through ntk_analysis._compat), all three NTK implementations agree."""
+
+import os
+from importlib import metadata
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import ntk_analysis  # noqa: F401  (applies the STRUCTURED_DERIVATIVES patch)
+import ntk_analysis  # noqa: F401  (makes neural-tangents work on this jax)
 import neural_tangents as nt
 from neural_tangents import stax
 
 
-def test_pinned_versions():
-    import flax
-    import optax
-
-    assert jax.__version__ == "0.5.3"
-    assert flax.__version__ == "0.10.6" and optax.__version__ == "0.2.8"
+def test_installed_versions_are_the_lock():
+    lock = Path(__file__).parents[1] / "requirements.txt"
+    pins = dict(line.split("==") for line in lock.read_text().split() if "==" in line)
+    assert {"jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "neural-tangents"} <= set(pins)
+    installed = {name: metadata.version(name) for name in pins}
+    assert installed == pins
+    assert jax.__version__ == pins["jax"] and tuple(map(int, pins["jax"].split(".")[:2])) >= (0, 10)
 
 
 def test_four_cpu_devices():
@@ -48,3 +54,17 @@ def test_empirical_ntk_implementations_agree(key, impl):
     leaves = jax.tree_util.tree_leaves(jac)
     flat = jnp.concatenate([j.reshape(j.shape[0], j.shape[1], -1) for j in leaves], axis=-1)
     np.testing.assert_allclose(ref(x, None, params), jnp.einsum("iap,jbp->ijab", flat, flat), rtol=1e-4, atol=1e-5)
+
+
+def test_xla_cpu_flags_only_where_verified(monkeypatch):
+    from experiments import xla_cpu
+
+    assert xla_cpu.YNN_OFF in os.environ["XLA_FLAGS"]  # conftest applied it: this jaxlib is 0.10.x
+    base = {"XLA_FLAGS": "--a=1", "JAX_PLATFORMS": "cpu"}
+    assert xla_cpu.cpu_flags(base) == f"--a=1 {xla_cpu.YNN_OFF}"
+    assert xla_cpu.cpu_flags({**base, "OODJAX_XLA_DEFAULTS": "0"}) == "--a=1"
+    assert xla_cpu.cpu_flags({**base, "JAX_PLATFORMS": "cuda"}) == "--a=1"
+    own = {**base, "XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=FUSION_TYPE_INDIVIDUAL_DOT"}
+    assert xla_cpu.cpu_flags(own) == own["XLA_FLAGS"]
+    monkeypatch.setattr(xla_cpu.metadata, "version", lambda name: "0.11.0")
+    assert xla_cpu.cpu_flags(base) == "--a=1"  # not verified there: left alone

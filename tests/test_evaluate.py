@@ -123,3 +123,23 @@ def test_validation_labels_reach_temp_scale_and_are_checked(key):
     s_id = np.asarray(jnp.max(jax.nn.softmax(model.apply(variables, jnp.asarray(d.normalize(d.id_test.images)))[0] / t,
                                              axis=-1), axis=-1))
     np.testing.assert_allclose(result.scores["ts"]["bright"][0], s_id, rtol=1e-5)
+
+
+def test_sharding_over_devices_does_not_change_the_scores(key):
+    """Each batch sharded over 4 devices (padded to a multiple of 4) gives one device's scores."""
+    from oodjax.evaluate import eval_mesh
+
+    assert jax.device_count() == 4
+    model, variables, kw, opts = _setup(key)
+    spec = {**SPEC, "gradnorm": ("gradnorm", {}), "mahalanobis": ("mahalanobis", {})}
+    opts = {**opts, "batch_size": 30}  # not a multiple of 4: every batch is padded to 32 rows
+    one = evaluate(model, variables, build_scorers(spec), kw, mesh=eval_mesh(jax.devices()[:1]), **opts)
+    four = evaluate(model, variables, build_scorers(spec), kw, **opts)  # default: all 4 devices
+    for label in spec:
+        for name in ("bright", "dark"):
+            for a, b in zip(one.scores[label][name], four.scores[label][name]):
+                assert a.shape == b.shape
+                np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=f"{label} on {name}")
+    assert [r["scorer"] for r in one.records] == [r["scorer"] for r in four.records]
+    for r1, r4 in zip(one.records, four.records):
+        assert abs(r1["auroc"] - r4["auroc"]) < 1e-3, (r1["scorer"], r1["ood_set"])

@@ -2,7 +2,6 @@
 change of variables, fitting, the OOD term and the registered `flow` scorer."""
 
 import jax
-from jax.experimental import enable_x64
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -48,7 +47,7 @@ def _random_flow(shape, mask, key, bottleneck=None):
 @pytest.mark.parametrize("shape,mask,bottleneck", [((6,), "checkerboard", None), ((4, 4, 1), "cyclic", 3),
                                                     ((4, 4, 1), "horizontal", None)])
 def test_log_det_against_brute_force_jacobian(shape, mask, bottleneck, key):
-    with enable_x64():
+    with jax.enable_x64(True):
         flow, params, size = _random_flow(shape, mask, key, bottleneck)
         params = jax.tree.map(lambda p: p.astype(jnp.float64), params)
         x = jax.random.normal(jax.random.fold_in(key, 2), (3, size), jnp.float64)
@@ -61,7 +60,7 @@ def test_log_det_against_brute_force_jacobian(shape, mask, bottleneck, key):
 
 
 def test_log_prob_is_the_change_of_variables(key):
-    with enable_x64():
+    with jax.enable_x64(True):
         flow, params, size = _random_flow((5,), "checkerboard", key)
         params = jax.tree.map(lambda p: p.astype(jnp.float64), params)
         mean, std = jnp.arange(5.0) / 10, jnp.linspace(0.5, 2.0, 5)

@@ -7,7 +7,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.experimental import enable_x64
 
 from oodjax import gradients, models, scores
 from oodjax.gradients import logits_of, per_sample_grad_norms, per_sample_grads, sample_loss
@@ -72,7 +71,7 @@ def test_ghost_path_equals_vmap_path(key, name, kw, selector, loss):
 
 
 def test_closed_forms_equal_autodiff_float64(key):
-    with enable_x64():
+    with jax.enable_x64(True):
         m, v, apply = _model("small_cnn", key, **SMALL)
         v = jax.tree.map(lambda a: a.astype(jnp.float64), v)
         x = jax.random.normal(jax.random.key(3), (5, 8, 8, 2), jnp.float64)
@@ -138,7 +137,7 @@ def test_grodin_scorers_are_gradient_scorers(key):
 
 
 def test_grodin_decomposition_float64(key):
-    with enable_x64():
+    with jax.enable_x64(True):
         m, v, apply = _model("resnet8", key)
         v = jax.tree.map(lambda a: a.astype(jnp.float64), v)
         x = jax.random.normal(jax.random.key(4), (4, 8, 8, 2), jnp.float64)

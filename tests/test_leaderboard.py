@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
-from jax.experimental import enable_x64
 
 from oodjax import scores
 from oodjax.models import from_flax
@@ -429,7 +428,7 @@ def test_adascale_from_shift_to_score(variant):
         idx, _ = _top_idx(a, p)
         r = a.sum() / a[idx].sum()
         want.append(_lse((x * np.exp(r)) @ w + b if variant == "a" else (x @ w + b) * r**2))
-    with enable_x64():
+    with jax.enable_x64(True):
         q = scores.shift_statistic(jnp.asarray(h), jnp.asarray(h_new), k1, k2, lam)
         p = scores.adaptive_percentile(q, jnp.asarray(ref_q), p_min, p_max)
         got = scores.energy(scores.adascale_logits(jnp.asarray(h), jnp.asarray(w), jnp.asarray(b), p, variant))

@@ -8,9 +8,10 @@ import pytest
 from PIL import Image
 
 from experiments import run as run_cli
-from oodjax.experiment import EmbeddedData, Experiment, ModelSpec, OODSpec, run
+from oodjax import data
+from oodjax.experiment import EmbeddedData, Experiment, ModelSpec, OODSpec, TfdsData, run
 from oodjax.training import BIN, VIB, EnergyOE, TrainConfig
-from tests.fake_data import make_fake_fashion_mnist
+from tests.fake_data import build_tiny_tfds, make_fake_fashion_mnist
 
 
 def test_methods_run_end_to_end(tmp_path):
@@ -29,7 +30,7 @@ def test_methods_run_end_to_end(tmp_path):
     cfg = Experiment(
         name="tiny_methods", data=EmbeddedData(data_dir=str(d), val_size=80, far_sets=("gaussian_noise", "textures"),
                                                resize_sets=False, corruptions=(), ood_test_size=50),
-        models=models, fit_size=100, progress=False, results_dir=str(tmp_path / "results"),
+        models=models, fit_size=100, progress=False, results_dir=str(tmp_path / "results"), batch_size=50,
         outliers=OODSpec("auxiliary_outliers"), outlier_size=100, train=TrainConfig(epochs=2, batch_size=32),
         views=("methods_table",), metrics=("fpr95", "detection_error", "auroc"), title="Tiny")
     result = run(cfg)
@@ -94,6 +95,34 @@ def test_experiment_config_errors():
 def test_method_configs_load(path, variant):
     from oodjax.experiment import validate
 
+    import tensorflow_datasets as tfds
+
     cfg = run_cli.load_config(path, variant)
     assert isinstance(cfg, Experiment) and cfg.models[0].name == "baseline"
-    validate(cfg)  # every scorer exists and its needs are met by its model
+    validate(cfg, check_data=False)  # every scorer exists and its needs are met by its model
+    if isinstance(cfg.data, TfdsData):  # its tfds names exist (checked under mock_data: no data needed)
+        named = [(o.name, o.split) for o in cfg.data.ood if o.folder is None and o.name not in data.SYNTHETIC]
+        with tfds.testing.mock_data(num_examples=1):
+            for name, split in [(cfg.data.id_dataset, None), *named]:
+                data.check_prepared(name, split)
+
+
+def test_validate_checks_every_dataset_before_any_work(tmp_path):
+    from oodjax.experiment import validate
+
+    name = build_tiny_tfds(tmp_path / "tfds")
+    d = str(tmp_path / "tfds")
+    model = (ModelSpec("m", {"msp": ("msp", {})}),)
+
+    def exp(**kw):
+        return Experiment(name="x", models=model, data=TfdsData(**{"id_dataset": name, "data_dir": d, **kw}))
+
+    with pytest.raises(ValueError, match="has no split 'validation'"):
+        validate(exp(ood=(OODSpec(name, split="validation"),)))
+    with pytest.raises(FileNotFoundError, match="'svhn_cropped' is not prepared: looked in"):
+        validate(exp(ood=(OODSpec("svhn"),)))
+    with pytest.raises(FileNotFoundError, match="image folder '/nowhere/lsun' does not exist"):
+        validate(exp(ood=(OODSpec("LSUN", folder="/nowhere/lsun"),)))
+    with pytest.raises(ValueError, match="unknown dataset 'cifar_10'"):
+        validate(exp(id_dataset="cifar_10"))
+    validate(exp(ood=(OODSpec(name, split="test"), OODSpec("gaussian_noise"))))  # all there

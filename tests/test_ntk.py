@@ -5,7 +5,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.experimental import enable_x64
 
 import ntk_analysis as na
 from ntk_analysis import __main__ as cli
@@ -23,7 +22,7 @@ def _flax_nets():
 @pytest.mark.parametrize("net", ["small_cnn", "mlp"])
 @pytest.mark.parametrize("impl", [i for i in na.Implementation if i is not na.Implementation.REFERENCE])
 def test_empirical_implementations_equal_the_reference(net, impl):
-    with enable_x64():
+    with jax.enable_x64(True):
         model, shape = _flax_nets()[net]
         variables = jax.tree.map(lambda a: a.astype(jnp.float64), model.init(jax.random.key(0)))
         f = na.flax_apply_fn(model, variables)
@@ -49,7 +48,7 @@ def test_reference_rejects_an_unknown_implementation():
 
 
 def test_eq4_against_neural_tangents_with_the_stated_constants():
-    with enable_x64():
+    with jax.enable_x64(True):
         d = 7
         x = na.unit_rows(jax.random.key(0), 9, d)
         _, _, kernel_fn = na.relu_mlp(2, 512, 1.0, None)
@@ -67,7 +66,7 @@ def test_eq4_against_neural_tangents_with_the_stated_constants():
 
 
 def test_exact_gamma_is_k_minus_k_anchored():
-    with enable_x64():
+    with jax.enable_x64(True):
         d, r = 6, 0.3
         c = r * jnp.eye(d)[0]
         # x_i = c + w_i with w_i orthogonal to c and |w_i|^2 = 1 - |c|^2: the x_i and the anchored
@@ -90,7 +89,7 @@ def test_exact_gamma_is_k_minus_k_anchored():
 
 
 def test_taylor_gamma_is_first_order():
-    with enable_x64():
+    with jax.enable_x64(True):
         u = jnp.asarray([-0.6, -0.1, 0.2, 0.7])
         errors = []
         for delta in (1e-2, 1e-3, 1e-4):
@@ -105,7 +104,7 @@ def test_taylor_gamma_is_first_order():
 
 
 def test_spectrum_is_real_nonnegative_sorted():
-    with enable_x64():
+    with jax.enable_x64(True):
         x = jnp.asarray(figures.regular_grid(12, 2))
         _, _, kernel_fn = na.relu_mlp(3, 512, 1.5, 0.1)
         for k in (na.analytic_ntk(kernel_fn, x, x),
@@ -116,7 +115,7 @@ def test_spectrum_is_real_nonnegative_sorted():
             np.testing.assert_allclose(np.sum(ev), np.trace(k), rtol=1e-10)
     # Anchoring with c = 0 gives [0, x]: the vanilla kernel of x / sqrt(2) (NTK parameterization
     # divides the first layer by sqrt(fan_in), and the fan-in doubles).
-    with enable_x64():
+    with jax.enable_x64(True):
         x = jnp.asarray(figures.regular_grid(16, 1))
         _, _, kernel_fn = na.relu_mlp(3, 512, 1.5, 0.1)
         van = na.analytic_ntk(kernel_fn, x / jnp.sqrt(2.0), x / jnp.sqrt(2.0))

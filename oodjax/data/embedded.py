@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 
 from oodjax.data import ood_sets
+from oodjax.data.indexed import Indexed, Rows, rows
 from oodjax.data.ood_set import OODSet, definition_key, ood_set_from_arrays
 
 FAR_SETS = ("digits", "textures", "photo_crop", "photo_resize", "gaussian_noise", "uniform_noise")
@@ -76,14 +77,15 @@ def embedded_suite(
 
 
 def heldout_classes(
-    images: np.ndarray, labels: np.ndarray, id_classes: tuple[int, ...]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    images: np.ndarray | Indexed, labels: np.ndarray, id_classes: tuple[int, ...]
+) -> tuple[np.ndarray | Rows, np.ndarray, np.ndarray | Rows]:
     """Near OOD (the CIFAR-10 <-> CIFAR-100 analogue): keeps `id_classes` as ID, relabelled 0..K-1,
-    and returns (id_images, id_labels, ood_images) with the other classes as OOD."""
+    and returns (id_images, id_labels, ood_images) with the other classes as OOD (lazy Rows views
+    of an Indexed dataset, copies of an array)."""
     id_classes = tuple(int(c) for c in id_classes)
     if len(set(id_classes)) != len(id_classes) or not set(id_classes) <= set(np.unique(labels).tolist()):
         raise ValueError(f"id_classes {id_classes} must be distinct labels present in the data")
     is_id = np.isin(labels, id_classes)
     remap = np.full(int(labels.max()) + 1, -1, np.int32)
     remap[list(id_classes)] = np.arange(len(id_classes), dtype=np.int32)
-    return images[is_id], remap[labels[is_id]], images[~is_id]
+    return rows(images, np.flatnonzero(is_id)), remap[labels[is_id]], rows(images, np.flatnonzero(~is_id))

@@ -12,6 +12,7 @@ import zlib
 import jax
 import numpy as np
 
+from oodjax.data.indexed import Indexed, Rows
 from oodjax.data.sources import ArraySource, ImageSource, check_images
 from oodjax.data.tfds_sources import TfdsSource, tfds_builder_and_split
 
@@ -55,6 +56,21 @@ def ood_set_from_arrays(
     val_idx, test_idx = split_indices(name, images.shape[0], val_fraction)
     val = ArraySource(images[val_idx], name) if val_idx.size else None
     return OODSet(name, val, ArraySource(images[test_idx], name), kind, severity)
+
+
+def ood_set_from_indexed(
+    name: str,
+    images: Indexed,
+    *,
+    val_fraction: float = 0.2,
+    kind: str = "far",
+    severity: int | None = None,
+) -> OODSet:
+    """An OOD set over an Indexed dataset (read lazily, batch by batch), split by the set's fixed key
+    as ood_set_from_arrays splits arrays (the same indices for the same name and size)."""
+    val_idx, test_idx = split_indices(name, len(images), val_fraction)
+    val = Rows(images, val_idx, name) if val_idx.size else None
+    return OODSet(name, val, Rows(images, test_idx, name), kind, severity)
 
 
 def ood_set_from_tfds(

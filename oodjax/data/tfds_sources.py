@@ -5,9 +5,10 @@ unless asked). ImageNet-O, LSUN, iSUN and TinyImageNet are not in tfds: use `loa
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Iterator
-
 import numpy as np
+from etils import epath
 
 # name -> (tfds builder, evaluation split). ImageNet-C: "imagenet_c/<corruption>/<severity>".
 TFDS_DATASETS: dict[str, tuple[str, str]] = {
@@ -41,9 +42,56 @@ def tfds_builder_and_split(name: str, split: str | None = None) -> tuple[str, st
     return builder, split or default_split
 
 
+def _mocked() -> bool:
+    """True inside `tfds.testing.mock_data`: its examples are generated, nothing is prepared on disk."""
+    from tensorflow_datasets.core import dataset_builder
+
+    return "mocking" in dataset_builder.FileReaderBuilder._as_dataset.__module__
+
+
+def check_prepared(name: str, split: str | None = None, data_dir: str | None = None) -> tuple[str, str]:
+    """(tfds builder, split) if tfds can read `split` of `name` from data_dir; otherwise an error naming
+    what was looked for and where, before any work. Under tfds.testing.mock_data only the name is checked.
+
+    ValueError: an unknown dataset or split (with the close names / the splits it has);
+    FileNotFoundError: data_dir missing, or the dataset not prepared in it (with the `tfds build` line)."""
+    import tensorflow_datasets as tfds
+
+    builder_name, split = tfds_builder_and_split(name, split)
+    mocked = _mocked()
+    if data_dir is not None and not mocked and not epath.Path(data_dir).is_dir():  # local or gs://
+        raise FileNotFoundError(f"dataset {name!r}: data_dir {data_dir!r} does not exist; pass the folder that "
+                                f"`tfds build {builder_name} --data_dir=<dir>` wrote")
+    try:
+        builder = tfds.builder(builder_name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as e:
+        close = difflib.get_close_matches(builder_name.split("/")[0], tfds.list_builders(), n=5)
+        raise ValueError(f"unknown dataset {name!r} (tfds builder {builder_name!r}), or not prepared in "
+                         f"data_dir={data_dir!r}: use an oodjax name {sorted(TFDS_DATASETS)}, "
+                         f"imagenet_c/<corruption>/<severity> or a tfds name"
+                         + (f"; close tfds names: {close}" if close else "")) from e
+    except ValueError as e:  # e.g. an unknown builder config (an ImageNet-C corruption)
+        raise ValueError(f"dataset {name!r} (tfds builder {builder_name!r}): {e}") from e
+    if mocked:
+        return builder_name, split
+    if not builder.is_prepared():
+        raise FileNotFoundError(
+            f"tfds dataset {builder_name!r} is not prepared: looked in {builder.data_dir} (data_dir={data_dir!r}); "
+            f"run `tfds build {builder_name} --data_dir=<dir>` on a machine with internet (manual-download datasets "
+            f"such as imagenet2012 need their archives in <dir>/downloads/manual), then pass data_dir=<dir>")
+    have = sorted(builder.info.splits)
+    for part in split.split("+"):
+        base = part.split("[")[0].strip()
+        if base not in have and base != "all":
+            raise ValueError(f"dataset {name!r} (tfds builder {builder_name!r}) has no split {base!r}; it has {have}")
+    return builder_name, split
+
+
 @dataclasses.dataclass(frozen=True)
 class TfdsSource:
-    """A tfds split streamed in batches, resized to image_size and converted to `channels`.
+    """A tfds split streamed in batches, resized to image_size and converted to `channels`: through
+    tf.data (TFRecord files; tf.image.resize, antialiased) or, for a dataset stored as ArrayRecord,
+    read by index (`TfdsImages`, Pillow's bilinear resize).
 
     resize: "resize" (straight to image_size x image_size) or "resize_crop" (shorter side to
     image_size * 256 / 224, then the central crop, the ImageNet evaluation transform).
@@ -60,6 +108,8 @@ class TfdsSource:
     def __post_init__(self):
         if self.resize not in ("resize", "resize_crop"):
             raise ValueError(f"resize must be 'resize' or 'resize_crop', got {self.resize!r}")
+        if not self.download:  # a dataset that will not be downloaded must be there now
+            check_prepared(self.name, self.split, self.data_dir)
 
     def _load(self):
         import tensorflow_datasets as tfds
@@ -97,12 +147,29 @@ class TfdsSource:
 
         return self._load().map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
 
+    def _indexed(self):
+        """The split read by index (TfdsImages): how a dataset stored as ArrayRecord is read."""
+        from oodjax.data.indexed import TfdsImages
+
+        return TfdsImages(self.name, self.split, self.data_dir, self.image_size, self.channels, self.resize)
+
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
         import tensorflow_datasets as tfds
 
-        yield from tfds.as_numpy(self._dataset().batch(batch_size).prefetch(2))
+        try:
+            ds = self._dataset()
+        except NotImplementedError:  # stored as ArrayRecord: tf.data cannot read it, tfds.data_source can
+            from oodjax.data.indexed import Rows
+
+            yield from Rows(self._indexed(), None, self.name).batches(batch_size)
+            return
+        yield from tfds.as_numpy(ds.batch(batch_size).prefetch(2))
 
     def labels(self) -> np.ndarray:
         import tensorflow_datasets as tfds
 
-        return np.asarray([int(ex["label"]) for ex in tfds.as_numpy(self._load())], np.int32)
+        try:
+            ds = self._load()
+        except NotImplementedError:
+            return self._indexed().labels()
+        return np.asarray([int(ex["label"]) for ex in tfds.as_numpy(ds)], np.int32)

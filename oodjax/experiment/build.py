@@ -12,6 +12,7 @@ import numpy as np
 
 from oodjax import anchoring, models, scores
 from oodjax import types as T
+from oodjax.data import Indexed
 from oodjax.evaluate import LABELLED, build_scorers, check_scorers
 from oodjax.experiment.config import Experiment, ModelSpec
 from oodjax.models import Model, Variables
@@ -58,7 +59,7 @@ def build(exp: Experiment, spec: ModelSpec, num_classes: int) -> Built:
     return Built(spec, net, provides, built)
 
 
-def for_inference(b: Built, variables: Variables | list[Variables], train_images: np.ndarray,
+def for_inference(b: Built, variables: Variables | list[Variables], train_images: np.ndarray | Indexed,
                   key: jax.Array) -> tuple[Model, Any]:
     """(the Model scored, its variables): anchors drawn from the normalized training images for an
     anchored model, the members stacked for an ensemble."""
@@ -67,7 +68,8 @@ def for_inference(b: Built, variables: Variables | list[Variables], train_images
     model = _scored_model(spec, b.net, k_draw)
     if spec.anchoring is not None:
         a = spec.anchoring
-        anchors = anchoring.draw_anchors(k_anchor, jnp.asarray(train_images), a.pool_size if a.per_sample else a.num_anchors)
+        images = train_images if isinstance(train_images, Indexed) else jnp.asarray(train_images)
+        anchors = anchoring.draw_anchors(k_anchor, images, a.pool_size if a.per_sample else a.num_anchors)
         return model, anchoring.with_anchors(variables, anchors)
     if spec.members:
         return model, models.stack_members(variables)

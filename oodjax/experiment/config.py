@@ -23,6 +23,21 @@ ScorerSpec = Mapping[str, tuple[str, Mapping[str, Any]]]  # {label: (registered 
 ALL_FITTING = None  # ModelSpec.scorers=None: every registered scorer the model can feed (scores.fitting)
 
 
+def check_size(size: int | float, what: str) -> None:
+    """A count of images (int >= 1) or a fraction of a set (float in (0, 1])."""
+    if isinstance(size, bool) or not isinstance(size, (int, float)):
+        raise TypeError(f"{what} must be a count (int) or a fraction (float), got {size!r}")
+    if isinstance(size, int) and size < 1 or isinstance(size, float) and not 0.0 < size <= 1.0:
+        raise ValueError(f"{what} must be a count >= 1 or a fraction in (0, 1], got {size!r}")
+
+
+def count(size: int | float | None, n: int) -> int:
+    """How many of n images `size` (a count, a fraction, None: all) takes."""
+    if size is None:
+        return n
+    return min(n, size) if isinstance(size, int) else max(1, round(size * n))
+
+
 @dataclasses.dataclass(frozen=True)
 class OODSpec:
     """One OOD set of a tfds benchmark: a tfds dataset (`name` as in data.TFDS_DATASETS, a raw tfds
@@ -66,7 +81,9 @@ class EmbeddedData:
 @dataclasses.dataclass(frozen=True)
 class TfdsData:
     """A tfds ID dataset (its train split -> train + validation hold-out; its test split -> ID test)
-    against OOD sets, for GPU/TPU runs with a prepared tfds data_dir."""
+    against OOD sets, for GPU/TPU runs with a prepared tfds data_dir. A dataset stored as ArrayRecord
+    (`tfds build --file_format=array_record`) is read by index, batch by batch, never held in memory.
+    normalization: per-channel (mean, std) of its training images in [0, 1] (None: data.NORMALIZATION's)."""
 
     id_dataset: str = "cifar10"
     ood: tuple[OODSpec, ...] = ()
@@ -78,6 +95,14 @@ class TfdsData:
     test_size: int | None = None
     ood_test_size: int | None = None
     ood_val_percent: int = 20
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+
+    def __post_init__(self):
+        if self.normalization is not None:
+            mean, std = self.normalization
+            if len(mean) != self.channels or len(std) != self.channels or min(std) <= 0:
+                raise ValueError(f"normalization must be (mean, std) with {self.channels} values each (channels) "
+                                 f"and std > 0, got {self.normalization}")
 
     @property
     def id_name(self) -> str:
@@ -115,7 +140,7 @@ class ModelSpec:
       model whose trained weights this one starts from. outliers: train with the experiment's
       outlier stream (objectives with outlier exposure). classes: train / validate / test on these
       ID classes only, with the others as its only (near) OOD set. fit_size / val_size: caps on its
-      scorers' fit and ID validation images. ood_sets: the experiment's OOD sets it is scored on
+      scorers' fit images (a count, or a fraction of the training set) and ID validation images. ood_sets: the experiment's OOD sets it is scored on
       (None: all). tags: extra fields added to its records (e.g. {"anchors": 5}).
     """
 
@@ -134,7 +159,7 @@ class ModelSpec:
     finetune_from: str | None = None
     outliers: bool = False
     classes: tuple[int, ...] | None = None
-    fit_size: int | None = None
+    fit_size: int | float | None = None
     val_size: int | None = None
     ood_sets: tuple[str, ...] | None = None
     tags: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -148,6 +173,8 @@ class ModelSpec:
         if self.outliers != self.objective.uses_outliers:
             raise ValueError(f"model {self.name!r}: outliers={self.outliers} does not fit the objective "
                              f"{self.objective}")
+        if self.fit_size is not None:
+            check_size(self.fit_size, f"model {self.name!r}: fit_size")
         if sum(map(bool, (self.anchoring, self.members, self.mc_samples))) > 1:
             raise ValueError(f"model {self.name!r}: choose one of anchoring, members and mc_samples")
 
@@ -157,7 +184,7 @@ class Experiment:
     """Data, models and report views; `oodjax.experiment.run(experiment)` runs it.
 
     arch / model_kwargs / train: the models' defaults. fit_size: training images the scorers fit on
-    (a random subset). outliers / outlier_size: the auxiliary outlier set (disjoint from the test
+    (a random subset, streamed in batches): a count (int) or a fraction of the training set (float in (0, 1]). outliers / outlier_size: the auxiliary outlier set (disjoint from the test
     sets) of models with `outliers` and scorers that need one. views: names of registered report
     views (`oodjax.experiment.views`), written in order after metrics.json and run.json. title /
     metrics: the tables' caption and columns. train_dir: where train_<model>/ checkpoints live
@@ -170,7 +197,7 @@ class Experiment:
     arch: str = "small_cnn"
     model_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     train: TrainConfig = TrainConfig()
-    fit_size: int = 10000
+    fit_size: int | float = 10000
     outliers: OODSpec | None = None
     outlier_size: int = 2000
     views: tuple[str, ...] = ("summary", "table", "plots")
@@ -184,6 +211,7 @@ class Experiment:
     progress: bool = True
 
     def __post_init__(self):
+        check_size(self.fit_size, f"experiment {self.name!r}: fit_size")
         names = [m.name for m in self.models]
         if not names:
             raise ValueError(f"experiment {self.name!r} has no models")

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import numpy as np
 
 from oodjax import data
-from oodjax.data import ArraySource, OODSet, normalize
+from oodjax.data import ArraySource, ImageSource, Indexed, OODSet, Rows, normalize, rows
 from oodjax.experiment.config import EmbeddedData, Experiment, OODSpec, TfdsData
 
 
-class Data(NamedTuple):
-    """An experiment's images in [0, 1] and how the models see them."""
+Images = np.ndarray | Indexed  # in memory, or read by index batch by batch (a tfds ArrayRecord split)
 
-    train_xy: tuple[np.ndarray, np.ndarray]
-    val_xy: tuple[np.ndarray, np.ndarray]  # ID validation, held out of training
-    test_xy: tuple[np.ndarray, np.ndarray]
+
+class Data(NamedTuple):
+    """An experiment's images in [0, 1] and how the models see them. The images of a tfds
+    experiment are Indexed views (read per batch); the embedded suite's are arrays."""
+
+    train_xy: tuple[Images, np.ndarray]
+    val_xy: tuple[Images, np.ndarray]  # ID validation, held out of training
+    test_xy: tuple[Images, np.ndarray]
     ood_sets: list[OODSet]
     normalize: Callable[[np.ndarray], np.ndarray]
     input_std: tuple[float, ...]
@@ -49,10 +54,33 @@ def cap(oset: OODSet, n: int | None) -> OODSet:
         return oset
     if isinstance(oset.test, ArraySource):
         return oset if len(oset.test) <= n else dataclasses.replace(oset, test=ArraySource(oset.test.images[:n], oset.name))
+    if isinstance(oset.test, Rows):
+        return dataclasses.replace(oset, test=head(oset.test, n))
     return dataclasses.replace(oset, test=ArraySource(stack(oset.test, n), oset.name))
 
 
-def _split_train(val_size: int, train_size: int | None, x: np.ndarray, y: np.ndarray, key: jax.Array):
+def head(images: Images, n: int | None) -> Images:
+    """The first n images (all for None): a slice of an array, a lazy view of an Indexed dataset."""
+    if n is None:
+        return images
+    if isinstance(images, np.ndarray):
+        return images[:n]
+    return images if len(images) <= n else rows(images, np.arange(n))
+
+
+def as_source(images: Images, name: str = "images") -> ImageSource:
+    """Images as an ImageSource streamed in batches."""
+    if isinstance(images, np.ndarray):
+        return ArraySource(images, name)
+    return images if isinstance(images, Rows) else Rows(images, None, name)
+
+
+def normalized(images: Images, fn: Callable[[np.ndarray], np.ndarray]) -> Images:
+    """fn applied to the images: now for an array, at every read for an Indexed dataset."""
+    return fn(images) if isinstance(images, np.ndarray) else data.Normalized(images, fn)
+
+
+def _split_train(val_size: int, train_size: int | None, x: Images, y: np.ndarray, key: jax.Array):
     perm = np.asarray(jax.random.permutation(key, x.shape[0]))
     if val_size >= x.shape[0]:
         raise ValueError(f"val_size {val_size} leaves no training images out of {x.shape[0]}")
@@ -60,14 +88,14 @@ def _split_train(val_size: int, train_size: int | None, x: np.ndarray, y: np.nda
     if train_size is not None:
         train_idx = train_idx[:train_size]
     train_idx = np.sort(train_idx)
-    return (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx])
+    return (rows(x, train_idx), y[train_idx]), (rows(x, val_idx), y[val_idx])
 
 
-def _test_subset(x: np.ndarray, y: np.ndarray, size: int | None, key: jax.Array):
+def _test_subset(x: Images, y: np.ndarray, size: int | None, key: jax.Array):
     if size is None:
         return x, y
     idx = np.sort(np.asarray(jax.random.permutation(key, x.shape[0]))[:size])
-    return x[idx], y[idx]
+    return rows(x, idx), y[idx]
 
 
 def embedded_data(spec: EmbeddedData, k_split: jax.Array, k_test: jax.Array) -> Data:
@@ -87,16 +115,48 @@ def _images(spec: OODSpec, image_size: int, channels: int) -> np.ndarray:
     return data.SYNTHETIC[spec.name](data.definition_key(spec.name), spec.size, image_size, channels)
 
 
+def check_sources(exp: Experiment) -> None:
+    """Every tfds dataset / split / data_dir and image folder the experiment reads exists, checked
+    before anything is loaded (data.check_prepared names what was looked for and where)."""
+    spec = exp.data
+    if not isinstance(spec, TfdsData):
+        return
+    data.check_prepared(spec.id_dataset, "train", spec.data_dir)
+    data.check_prepared(spec.id_dataset, None, spec.data_dir)
+    others = [*spec.ood, *([exp.outliers] if exp.outliers is not None else [])]
+    for o in others:
+        if o.folder is not None:
+            if not Path(o.folder).is_dir():
+                raise FileNotFoundError(f"OOD set {o.name!r}: image folder {o.folder!r} does not exist")
+        elif o.name not in data.SYNTHETIC and not (o is exp.outliers and o.name == "auxiliary_outliers"):
+            split = (o.split or "train") if o is exp.outliers else o.split
+            data.check_prepared(o.name, split, spec.data_dir)
+
+
+def _indexed(name: str, split: str | None, src: dict) -> Indexed:
+    """A tfds split read by index (ArrayRecord: host memory holds a batch), or, for a dataset stored
+    only as TFRecord, read into memory once, with a note on how to stream it."""
+    try:
+        return data.TfdsImages(name, split, **src)
+    except data.NotIndexable:
+        pass
+    source = data.TfdsSource(name, split=split, **src)
+    builder, resolved = data.tfds_builder_and_split(name, split)
+    print(f"{name} ({resolved}): stored as TFRecord, so it is read into memory; rebuild it with `tfds build "
+          f"{builder} --file_format=array_record --data_dir={src['data_dir']}` to stream it", flush=True)
+    return data.ArrayImages(stack(source), source.labels())
+
+
 def tfds_data(spec: TfdsData, k_split: jax.Array, k_test: jax.Array) -> Data:
     """The tfds ID dataset (train split -> train + validation hold-out; evaluation split -> ID
     test) and the OOD sets (tfds, image folders or synthetic), all at image_size x image_size x channels."""
-    if spec.id_dataset not in data.NORMALIZATION:
-        raise ValueError(f"no normalization statistics for {spec.id_dataset!r}; known: {sorted(data.NORMALIZATION)}")
+    if spec.normalization is None and spec.id_dataset not in data.NORMALIZATION:
+        raise ValueError(f"no normalization statistics for {spec.id_dataset!r}: set TfdsData.normalization=(mean, std) "
+                         f"per channel; known datasets: {sorted(data.NORMALIZATION)}")
     src = dict(data_dir=spec.data_dir, image_size=spec.image_size, channels=spec.channels)
-    train_src = data.TfdsSource(spec.id_dataset, split="train", **src)
-    test_src = data.TfdsSource(spec.id_dataset, **src)
-    x_te, y_te = _test_subset(stack(test_src), test_src.labels(), spec.test_size, k_test)
-    train_xy, val_xy = _split_train(spec.val_size, spec.train_size, stack(train_src), train_src.labels(), k_split)
+    train_all, test_all = _indexed(spec.id_dataset, "train", src), _indexed(spec.id_dataset, None, src)
+    x_te, y_te = _test_subset(test_all, test_all.labels(), spec.test_size, k_test)
+    train_xy, val_xy = _split_train(spec.val_size, spec.train_size, train_all, train_all.labels(), k_split)
     ood_sets = []
     for o in spec.ood:
         if o.folder is not None or o.name in data.SYNTHETIC:
@@ -105,7 +165,7 @@ def tfds_data(spec: TfdsData, k_split: jax.Array, k_test: jax.Array) -> Data:
         else:
             oset = data.ood_set_from_tfds(o.name, split=o.split, val_percent=spec.ood_val_percent, kind=o.kind, **src)
         ood_sets.append(cap(oset, spec.ood_test_size))
-    mean, std = data.NORMALIZATION[spec.id_dataset]
+    mean, std = spec.normalization or data.NORMALIZATION[spec.id_dataset]
     return Data(train_xy, val_xy, (x_te, y_te), ood_sets, channel_normalizer(mean, std), tuple(std))
 
 
@@ -117,7 +177,8 @@ def heldout_classes(d: Data, classes: tuple[int, ...], id_name: str, ood_test_si
     """The data of a model trained on `classes` only: train / validation / test restricted to them,
     and the test images of the other classes as the only (near) OOD set, `<id_name>-heldout-classes`."""
     id_x, id_y, ood_x = data.heldout_classes(*d.test_xy, classes)
-    near = cap(data.ood_set_from_arrays(f"{id_name}-heldout-classes", ood_x, kind="near"), ood_test_size)
+    make = data.ood_set_from_arrays if isinstance(ood_x, np.ndarray) else data.ood_set_from_indexed
+    near = cap(make(f"{id_name}-heldout-classes", ood_x, kind="near"), ood_test_size)
     return d._replace(train_xy=data.heldout_classes(*d.train_xy, classes)[:2],
                       val_xy=data.heldout_classes(*d.val_xy, classes)[:2], test_xy=(id_x, id_y), ood_sets=[near])
 

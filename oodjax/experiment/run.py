@@ -18,12 +18,14 @@ from typing import Any
 import jax
 import numpy as np
 
-from oodjax.data import ArraySource
+from oodjax.data import ArraySource, rows
 from oodjax.evaluate import EvalData, EvalResult, evaluate
 from oodjax.experiment import views
 from oodjax.experiment.build import Built, build, for_inference
-from oodjax.experiment.config import EmbeddedData, Experiment, ModelSpec
-from oodjax.experiment.data import Data, assemble, heldout_classes, outlier_images
+from oodjax.experiment.config import EmbeddedData, Experiment, ModelSpec, count
+from oodjax.experiment.data import (
+    Data, as_source, assemble, check_sources, head, heldout_classes, normalized, outlier_images,
+)
 from oodjax.experiment.report import write_report
 from oodjax.training import train
 
@@ -32,11 +34,14 @@ def train_dir(exp: Experiment) -> Path:
     return Path(exp.train_dir) if exp.train_dir else Path(exp.results_dir) / exp.name
 
 
-def validate(exp: Experiment) -> list[Built]:
+def validate(exp: Experiment, check_data: bool = True) -> list[Built]:
     """Everything that can be checked before any data is loaded or any model trained: scorer names
     and hyper-parameters, every scorer's needs against its model's provisions, view names, OOD set
-    names of the embedded suite. Raises ValueError / KeyError naming the problem."""
+    names of the embedded suite, and (check_data) that every tfds dataset, split and data_dir and
+    every image folder exists. Raises ValueError / KeyError / FileNotFoundError naming the problem."""
     views.check(exp.views)
+    if check_data:
+        check_sources(exp)
     # What a model provides does not depend on its class count: 10 stands in before the data is loaded.
     built = [build(exp, spec, num_classes=len(spec.classes) if spec.classes else 10) for spec in exp.models]
     if isinstance(exp.data, EmbeddedData):
@@ -97,14 +102,17 @@ def run(exp: Experiment) -> dict[str, Any]:
         base = k_near if spec.classes is not None else k_main
         k_train, k_fit, k_eval = jax.random.split(base, 3)
         b = build(exp, spec, num_classes=int(y_tr.max()) + 1)
-        x_norm = md.normalize(x_tr)
+        x_norm = normalized(x_tr, md.normalize)
         t = time.time()
         variables = _train(exp, b, x_norm, y_tr, k_train, trained, out_norm)
         phases[f"{spec.name}/train"], t = time.time() - t, time.time()
         trained[spec.name] = variables[0] if spec.members else variables
         model, variables = for_inference(b, variables, x_norm, jax.random.fold_in(base, 1))
-        fit_idx = np.sort(np.asarray(jax.random.permutation(k_fit, x_tr.shape[0]))[: exp.fit_size])[: spec.fit_size]
-        data = EvalData(x_tr[fit_idx], y_tr[fit_idx], ArraySource(md.val_xy[0][: spec.val_size]), ArraySource(x_te),
+        n = x_tr.shape[0]  # the experiment's random subset, then the model's cap on it
+        fit_idx = np.sort(np.asarray(jax.random.permutation(k_fit, n))[: count(exp.fit_size, n)])[
+            : count(spec.fit_size, n)]
+        data = EvalData(as_source(rows(x_tr, fit_idx), "fit_images"), y_tr[fit_idx],
+                        as_source(head(md.val_xy[0], spec.val_size), "id_val"), as_source(x_te, "id_test"),
                         md.ood_sets, md.normalize, md.input_std, id_test_labels=y_te,
                         outliers=ArraySource(outliers, "outliers") if outliers is not None else None,
                         id_val_labels=md.val_xy[1][: spec.val_size])

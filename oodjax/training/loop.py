@@ -25,6 +25,7 @@ import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from oodjax.data.indexed import Indexed
 from oodjax.models import Model, Variables
 from oodjax.training.augment import random_crop_flip
 from oodjax.training.objectives import CrossEntropy, Objective, TrainOutputs
@@ -93,7 +94,7 @@ def batch_mesh(devices: list[jax.Device] | None = None) -> Mesh:
 InputTransform = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]  # (key, x, step) -> model input
 
 
-def _check_inputs(model: Model, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, n_dev: int,
+def _check_inputs(model: Model, images: np.ndarray | Indexed, labels: np.ndarray, cfg: TrainConfig, n_dev: int,
                   input_transform: InputTransform | None, objective: Objective, outliers: np.ndarray | None,
                   outlier_batch_size: int) -> int:
     shape = images.shape[1:]
@@ -139,7 +140,7 @@ def _digest(tree: Any) -> str:
     return h.hexdigest()
 
 
-def _fingerprint(cfg: TrainConfig, images: np.ndarray, labels: np.ndarray, key: jax.Array,
+def _fingerprint(cfg: TrainConfig, images: np.ndarray | Indexed, labels: np.ndarray, key: jax.Array,
                  input_transform: InputTransform | None, objective: Objective, outliers: np.ndarray | None,
                  outlier_batch_size: int, init_variables: Variables | None) -> dict:
     """What must match for a workdir's checkpoint to belong to this run (the defaults add nothing,
@@ -150,7 +151,8 @@ def _fingerprint(cfg: TrainConfig, images: np.ndarray, labels: np.ndarray, key: 
         **({"objective": repr(objective)} if objective != CrossEntropy() else {}),
         **({"outliers": [list(outliers.shape), _digest(outliers), outlier_batch_size]} if outliers is not None else {}),
         **({"init_variables": _digest(init_variables)} if init_variables is not None else {}),
-        "images": [list(images.shape), float(np.asarray(images, np.float64).sum())],
+        "images": images.identity() if isinstance(images, Indexed) else
+        [list(images.shape), float(np.asarray(images, np.float64).sum())],
         "labels": int(np.asarray(labels, np.int64).sum()),
         "key": np.asarray(jax.random.key_data(key)).tolist(),
     }))
@@ -158,7 +160,7 @@ def _fingerprint(cfg: TrainConfig, images: np.ndarray, labels: np.ndarray, key: 
 
 def train(
     model: Model,
-    images: np.ndarray,
+    images: np.ndarray | Indexed,
     labels: np.ndarray,
     cfg: TrainConfig,
     *,
@@ -174,6 +176,10 @@ def train(
     init_variables: Variables | None = None,
 ) -> TrainResult:
     """Trains `model` from `model.init` on (N, H, W, C) images and (N,) integer labels.
+
+    images: an array, or an `oodjax.data.Indexed` dataset (e.g. TfdsImages over ArrayRecord) whose
+      batches are read by index at each step: host memory holds a batch, not the dataset. An epoch
+      is a permutation drawn from the key, so a resumed run continues mid-epoch exactly.
 
     workdir: where checkpoints/, metrics.jsonl and tensorboard/ (the same records as TensorBoard
       scalars, rewritten at every epoch's end) go; with an existing checkpoint of the same run
