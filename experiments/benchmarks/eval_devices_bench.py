@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     one = evaluate_seconds(eval_mesh(devices[:1]))
     every = evaluate_seconds(eval_mesh(devices))
     print(f"jax {jax.__version__}, {devices[0].platform} ({devices[0].device_kind}), {os.cpu_count()} cores")
-    print(f"| mesh | first call (s) | second call (s) |\n|---|---|---|")
+    print("| mesh | first call (s) | second call (s) |\n|---|---|---|")
     print(f"| 1 device | {one[0]:.1f} | {one[1]:.1f} |\n| {len(devices)} devices | {every[0]:.1f} | {every[1]:.1f} |")
     print(f"ratio {len(devices)} devices / 1: {every[0] / one[0]:.2f} (first call), {every[1] / one[1]:.2f} (second)")
     return 0

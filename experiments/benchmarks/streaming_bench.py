@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                     return 1
                 rows.append({"n": n, "format": fmt, **json.loads(lines[-1].removeprefix("RESULT "))})
     mib = lambda n: n * 1.25 * a.image_size**2 * 3 * 4 / 2**20  # noqa: E731  (train + test as float32)
-    print(f"\n| training images | dataset as float32 (MiB) | streamed (ArrayRecord): peak RSS (MiB) | "
-          f"in memory (TFRecord): peak RSS (MiB) | streamed / in-memory run time |")
+    print("\n| training images | dataset as float32 (MiB) | streamed (ArrayRecord): peak RSS (MiB) | "
+          "in memory (TFRecord): peak RSS (MiB) | streamed / in-memory run time |")
     print("|---|---|---|---|---|")
     for n in sizes:
         ar, tf = (next(r for r in rows if r["n"] == n and r["format"] == f) for f in ("array_record", "tfrecord"))
