@@ -2,6 +2,11 @@
 
 The config file's get_config(variant) returns an `oodjax.experiment.Experiment`; this calls
 `oodjax.experiment.run` on it and prints the summary.
+
+Several processes (hosts) run one experiment under `jax.distributed`: start the same command on
+every host, with --distributed where jax finds the processes itself (Cloud TPU pods, SLURM, Open
+MPI), or with --coordinator HOST:PORT --num-processes N --process-id I. Each process reads its rows
+of every batch; process 0 writes the results.
 """
 
 from __future__ import annotations
@@ -82,25 +87,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", default=None)
     parser.add_argument("--list", choices=LISTS, default=None, help="print what exists and exit (no config needed)")
     parser.add_argument("--scorers", default=None, help="comma-separated scorer labels of the config to run (a subset)")
+    parser.add_argument("--distributed", action="store_true",
+                        help="jax.distributed.initialize() with what the cluster says (TPU pod, SLURM, Open MPI)")
+    parser.add_argument("--coordinator", default=None, help="HOST:PORT of process 0, for jax.distributed")
+    parser.add_argument("--num-processes", type=int, default=None, help="with --coordinator: how many processes")
+    parser.add_argument("--process-id", type=int, default=None, help="with --coordinator: this process's index")
     args = parser.parse_args(argv)
+    explicit = (args.coordinator, args.num_processes, args.process_id)
+    if any(a is not None for a in explicit) and (None in explicit or args.distributed):
+        parser.error("give --coordinator, --num-processes and --process-id together (or --distributed alone)")
     if args.list:
         print("\n".join(list_names(args.list)))
         return 0
     if args.config is None:
         parser.error("give a config file (or --list ...)")
 
+    if args.distributed or args.coordinator:
+        import jax
+
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     from oodjax.experiment import Experiment, run
+    from oodjax.parallel import is_leader
 
     exp = with_dirs(load_config(args.config, args.variant), args.data_dir, args.results_dir)
     if not isinstance(exp, Experiment):
         raise SystemExit(f"{args.config}: get_config returned a {type(exp).__name__}, not an oodjax.experiment.Experiment")
     if args.scorers:
         exp = only_scorers(exp, args.scorers.split(","))
+    if not is_leader():  # one set of progress bars: process 0's
+        exp = dataclasses.replace(exp, progress=False)
     try:
         result = run(exp)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if not is_leader():
+        return 0
     if result["id_accuracies"]:
         acc = ", ".join(f"{k}: {v:.4f}" for k, v in result["id_accuracies"].items() if v is not None)
         print(f"\nID test accuracy ({acc})")

@@ -17,7 +17,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
@@ -25,6 +24,7 @@ from oodjax import metrics, scores
 from oodjax import types as T
 from oodjax.data import ArraySource, ImageSource, OODSet
 from oodjax.models import Model, Variables
+from oodjax.parallel import batch_mesh, global_batch, local_rows, replicate, to_host
 from oodjax.types import FitData, ModelOutputs, Predict, Scorer, check_needs, restrict
 
 Normalizer = Callable[[np.ndarray], np.ndarray]
@@ -91,17 +91,21 @@ def check_scorers(scorers: Mapping[str, Scorer], provides: frozenset[str], model
         check_needs(label, scorer.needs, model_label, provides)
 
 
-def eval_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """A 1-D mesh ("batch",) over the given devices (default: jax.devices(), all of them)."""
-    return Mesh(np.asarray(devices if devices is not None else jax.devices()), ("batch",))
+def _process_rows(source: ImageSource, batch_size: int, lo: int, hi: int) -> Iterator[tuple[np.ndarray | None, int]]:
+    """(rows [lo, hi) of each batch of `source` that are real images (None if none are), the
+    batch's n real rows).
 
-
-def to_host(a: jax.Array) -> np.ndarray:
-    """A (possibly sharded) array as one numpy array on this host (gathered across processes when
-    it is not fully addressable)."""
-    if isinstance(a, jax.Array) and not a.is_fully_addressable:
-        return np.asarray(multihost_utils.process_allgather(a, tiled=True))
-    return np.asarray(a)
+    With several processes, a source that reads rows by index (data.Rows, ArraySource) reads only
+    this process's; any other source is read whole by every process and sliced."""
+    if jax.process_count() > 1 and hasattr(source, "__getitem__") and hasattr(source, "__len__"):
+        total = len(source)
+        for start in range(0, total, batch_size):
+            n = min(batch_size, total - start)
+            a, b = start + min(lo, n), start + min(hi, n)
+            yield (source[a:b] if b > a else None), n
+    else:
+        for xb in source.batches(batch_size):
+            yield (xb[lo:hi] if xb.shape[0] > lo else None), xb.shape[0]
 
 
 class _Runner:
@@ -109,7 +113,8 @@ class _Runner:
     intermediate maps reduced for the scorers that have a map_reduce, K-sample predictions, extras.
 
     Every batch is padded to `rows` (batch_size rounded up to a multiple of the mesh's devices) and
-    sharded over the mesh's batch axis; the variables are replicated."""
+    sharded over the mesh's batch axis, each process reading its own rows (`parallel`); the
+    variables are replicated."""
 
     def __init__(self, model: Model, variables: Variables, scorers: Mapping[str, Scorer], needs: frozenset[str],
                  normalize: Normalizer, batch_size: int, mesh: Mesh):
@@ -117,7 +122,8 @@ class _Runner:
         self.normalize, self.batch_size = normalize, batch_size
         self.rows = -(-batch_size // n_dev) * n_dev
         self.sharded = NamedSharding(mesh, PartitionSpec("batch"))
-        self.variables = jax.device_put(variables, NamedSharding(mesh, PartitionSpec()))
+        self.local = local_rows(self.sharded, self.rows)
+        self.variables = replicate(variables, mesh)
         # Maps reach each scorer that needs them reduced by its map_reduce (Gram), or as they are.
         self.reducers = {k: jax.jit(s.map_reduce) if s.map_reduce is not None else (lambda maps: maps)
                          for k, s in scorers.items() if T.MAPS in s.needs}
@@ -132,11 +138,12 @@ class _Runner:
     def batches(self, source: ImageSource) -> Iterator[tuple[ModelOutputs, dict[str, Any], int]]:
         """(outputs, reduced maps, n): every batch is padded to `rows` rows (one compiled shape per
         function) and sharded over the mesh; only the first n rows are real."""
-        for xb in source.batches(self.batch_size):
-            if xb.shape[1:] != self.shape:
+        lo, hi = self.local
+        for xb, n in _process_rows(source, self.batch_size, lo, hi):
+            if xb is not None and xb.shape[1:] != self.shape:
                 raise ValueError(f"images of shape {xb.shape[1:]}, but the model takes {self.shape}")
-            n = xb.shape[0]
-            x = jax.device_put(pad_rows(self.normalize(xb), self.rows), self.sharded)
+            xb = np.zeros((0, *self.shape), np.float32) if xb is None else np.asarray(self.normalize(xb))
+            x = global_batch(pad_rows(xb, hi - lo), self.sharded, self.rows)
             reduced, samples, extras = {}, None, None
             if self.maps is not None:
                 logits, features, maps = self.maps(self.variables, x)
@@ -198,7 +205,7 @@ def evaluate(
     bootstrap: if > 0, adds `<metric>_std` over that many resamplings to each record.
     model_label: the model's name in error messages. trained_with: what the model's training
     objective provides to scorers (`Objective.provides`: objective:bin for BIN's sigmoid classifiers).
-    mesh: the devices each batch is sharded over (default `eval_mesh()`: all devices); batches are
+    mesh: the devices each batch is sharded over (default `parallel.batch_mesh()`: all devices); batches are
     padded to a multiple of its size, and the scores do not depend on it.
     """
     names = [s.name for s in data.ood_sets]
@@ -214,7 +221,7 @@ def evaluate(
             "(ood_set_from_arrays(..., val_fraction > 0)) or leave those scorers out"
         )
     needs = frozenset().union(*(s.needs for s in scorers.values()))
-    runner = _Runner(model, variables, scorers, needs, data.normalize, batch_size, mesh or eval_mesh())
+    runner = _Runner(model, variables, scorers, needs, data.normalize, batch_size, mesh or batch_mesh())
     variables = runner.variables  # replicated on the mesh: what the scorers' model and head read too
     predict = Predict(model.apply, variables, tuple(float(s) for s in data.input_std))
 

@@ -127,13 +127,13 @@ def test_validation_labels_reach_temp_scale_and_are_checked(key):
 
 def test_sharding_over_devices_does_not_change_the_scores(key):
     """Each batch sharded over 4 devices (padded to a multiple of 4) gives one device's scores."""
-    from oodjax.evaluate import eval_mesh
+    from oodjax.parallel import batch_mesh
 
     assert jax.device_count() == 4
     model, variables, kw, opts = _setup(key)
     spec = {**SPEC, "gradnorm": ("gradnorm", {}), "mahalanobis": ("mahalanobis", {})}
     opts = {**opts, "batch_size": 30}  # not a multiple of 4: every batch is padded to 32 rows
-    one = evaluate(model, variables, build_scorers(spec), kw, mesh=eval_mesh(jax.devices()[:1]), **opts)
+    one = evaluate(model, variables, build_scorers(spec), kw, mesh=batch_mesh(jax.devices()[:1]), **opts)
     four = evaluate(model, variables, build_scorers(spec), kw, **opts)  # default: all 4 devices
     for label in spec:
         for name in ("bright", "dark"):

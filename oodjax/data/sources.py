@@ -55,6 +55,9 @@ class ArraySource:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return self.images[rows]
+
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
         for i in range(0, len(self), batch_size):
             yield self.images[i : i + batch_size]

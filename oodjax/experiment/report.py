@@ -15,6 +15,7 @@ from oodjax.evaluate import EvalResult
 from oodjax.experiment import views
 from oodjax.experiment.config import Experiment
 from oodjax.experiment.provenance import provenance
+from oodjax.parallel import is_leader
 
 
 class Report(NamedTuple):
@@ -43,11 +44,16 @@ def write_report(exp: Experiment, results: list[tuple[str, EvalResult]], start: 
 
     run.json: the resolved config (seed included: every key derives from it, `run` says how), each
     model's ID accuracy, wall seconds in total and per phase, and the provenance (git commit and
-    whether the checkout had uncommitted changes, package versions, devices)."""
+    whether the checkout had uncommitted changes, package versions, devices and processes).
+
+    In a multi-process run only process 0 writes; the others return the records with an empty summary."""
     out_dir = Path(exp.results_dir) / exp.name
-    out_dir.mkdir(parents=True, exist_ok=True)
     report = Report(exp, [r for _, res in results for r in res.records],
                     {name: res.id_accuracy for name, res in results}, merged_scores(results), out_dir)
+    if not is_leader():
+        return {"records": report.records, "id_accuracies": report.accuracies, "out_dir": out_dir,
+                "summary": "", "seconds": time.time() - start}
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(report.records, indent=1))
     t = time.time()
     texts = [views.get(name)(report) for name in exp.views]

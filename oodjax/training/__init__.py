@@ -1,7 +1,8 @@
 """Training: data-parallel SGD + Nesterov with schedules, augmentation, resumable checkpoints."""
 
+from oodjax.parallel import batch_mesh
 from oodjax.training.augment import random_crop_flip
-from oodjax.training.loop import TrainConfig, TrainResult, TrainState, batch_mesh, make_optimizer, train
+from oodjax.training.loop import TrainConfig, TrainResult, TrainState, make_optimizer, train
 from oodjax.training.objectives import (
     BIN, BINC, VIB, CrossEntropy, EnergyOE, Objective, TrainOutputs, bin_loss, binary_mmce, cross_entropy, energy_hinges,
     free_energy, mmce_weighted,

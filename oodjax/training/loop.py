@@ -1,7 +1,8 @@
 """Data-parallel supervised training with resumable orbax checkpoints and a JSONL metrics log.
 
-The batch axis is sharded over a `jax.sharding.Mesh` of all local devices (parameters replicated),
-so the same code runs on 1 CPU, 4 forced CPU devices, a GPU or a TPU slice. Everything a step
+The batch axis is sharded over a `jax.sharding.Mesh` of all devices (parameters replicated), so
+the same code runs on 1 CPU, 4 forced CPU devices, a GPU, a TPU slice or several hosts under
+`jax.distributed` (each process reads its rows of every batch; process 0 writes the logs). Everything a step
 uses is a pure function of (key, step): the data order of epoch e is permutation(fold_in(key, e)),
 the augmentation and dropout keys are fold_in(key, step). A run killed at any point and started
 again with the same `workdir` resumes from the last checkpoint and ends with identical parameters.
@@ -27,6 +28,7 @@ from tqdm.auto import tqdm
 
 from oodjax.data.indexed import Indexed
 from oodjax.models import Model, Variables
+from oodjax.parallel import batch_mesh, global_batch, is_leader, local_rows, replicate
 from oodjax.training.augment import random_crop_flip
 from oodjax.training.objectives import CrossEntropy, Objective, TrainOutputs
 from oodjax.training.schedules import get_schedule
@@ -86,11 +88,6 @@ def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> optax.GradientTran
     )
 
 
-def batch_mesh(devices: list[jax.Device] | None = None) -> Mesh:
-    """A 1-D mesh over `devices` (default: all local devices) with the axis name 'batch'."""
-    return Mesh(np.asarray(devices or jax.local_devices()), ("batch",))
-
-
 InputTransform = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]  # (key, x, step) -> model input
 
 
@@ -131,6 +128,14 @@ def _check_inputs(model: Model, images: np.ndarray | Indexed, labels: np.ndarray
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {cfg.batch_size} is larger than the {images.shape[0]} training images")
     return steps_per_epoch
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Writes `text` to a temporary file beside `path` and renames it over `path`: a reader (another
+    process, or a run killed mid-write) sees the old file or the new one, never a part."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _digest(tree: Any) -> str:
@@ -204,7 +209,6 @@ def train(
     init_key, data_key, step_key = jax.random.split(key, 3)
     # The outlier draws' seed (fold_in data 2**31 - 1: the epochs never reach it).
     outlier_seed = np.asarray(jax.random.key_data(jax.random.fold_in(data_key, 2**31 - 1))).tolist()
-    replicated = NamedSharding(mesh, PartitionSpec())
     batch_sharded = NamedSharding(mesh, PartitionSpec("batch"))
 
     variables = model.init(init_key) if init_variables is None else init_variables
@@ -213,7 +217,8 @@ def train(
     state = TrainState(
         jnp.asarray(0, jnp.int32), params, {k: v for k, v in variables.items() if k != "params"}, tx.init(params)
     )
-    state = jax.device_put(state, replicated)
+    state = replicate(state, mesh)
+    lo, hi = local_rows(batch_sharded, cfg.batch_size)  # the rows of each batch this process reads
 
     log: list[dict[str, float]] = []
     manager, log_path = None, None
@@ -227,7 +232,8 @@ def train(
             raise ValueError(
                 f"{workdir} holds a training run with another config, data or key; use a new workdir"
             )
-        fp_path.write_text(json.dumps(fingerprint, indent=1))
+        if is_leader():
+            _write_atomic(fp_path, json.dumps(fingerprint, indent=1))
         manager = ocp.CheckpointManager(
             workdir / "checkpoints",
             options=ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False),
@@ -240,7 +246,8 @@ def train(
         if log_path.exists():  # keep what was logged up to the restored step
             old = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
             log = [r for r in old if r.get("step", 0) <= (latest or 0)]
-            log_path.write_text("".join(json.dumps(r) + "\n" for r in log))
+            if is_leader():
+                _write_atomic(log_path, "".join(json.dumps(r) + "\n" for r in log))
 
     compute_dtype = COMPUTE_DTYPES[cfg.compute_dtype]
 
@@ -276,7 +283,7 @@ def train(
 
     def write(record: dict[str, float]) -> None:
         log.append(record)
-        if log_path is not None:
+        if log_path is not None and is_leader():
             with log_path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
 
@@ -295,13 +302,14 @@ def train(
             perm = np.asarray(jax.random.permutation(jax.random.fold_in(data_key, epoch), images.shape[0]))
             perm_epoch, sums = epoch, np.zeros(3)
         idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-        x = jax.device_put(images[idx], batch_sharded)
-        y = jax.device_put(labels[idx], batch_sharded)
+        x = global_batch(images[idx[lo:hi]], batch_sharded, cfg.batch_size)
+        y = global_batch(labels[idx[lo:hi]], batch_sharded, cfg.batch_size)
         x_ood = None
         if outliers is not None:
             rng = np.random.default_rng([*outlier_seed, s])
-            x_ood = jax.device_put(outliers[rng.choice(outliers.shape[0], outlier_batch_size, replace=False)],
-                                   batch_sharded)
+            pick = rng.choice(outliers.shape[0], outlier_batch_size, replace=False)
+            o_lo, o_hi = local_rows(batch_sharded, outlier_batch_size)
+            x_ood = global_batch(outliers[pick[o_lo:o_hi]], batch_sharded, outlier_batch_size)
         state, m = train_step(state, x, y, x_ood)
         step = s + 1
         if on_step is not None or step % cfg.log_every == 0 or i == steps_per_epoch - 1:
@@ -314,7 +322,7 @@ def train(
             if i == steps_per_epoch - 1:
                 write({"step": step, "epoch": epoch + 1, "epoch_loss": sums[0] / sums[2],
                        "epoch_accuracy": sums[1] / sums[2], "time": round(time.time(), 3)})
-                if workdir is not None:
+                if workdir is not None and is_leader():
                     write_events(workdir / "tensorboard", log)
         bar.update(1)
         if manager is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
@@ -322,7 +330,7 @@ def train(
         if on_step is not None:
             on_step(step, m)
     bar.close()
-    if workdir is not None and start < total_steps:
+    if workdir is not None and start < total_steps and is_leader():
         write_events(workdir / "tensorboard", log)
     if manager is not None:
         if manager.latest_step() != total_steps:
