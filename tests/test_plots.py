@@ -3,6 +3,7 @@ per panel, labelled axes, legends outside the data, titles that say what was sco
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
 from oodjax import calibration, plots
@@ -57,6 +58,27 @@ def test_densities_one_panel_per_set(tmp_path, figures):
     axes = _check(figures[0], path)
     assert len(axes) == len(SETS) and figures[0].legends  # one figure legend
     assert all(ax.get_xlabel() == "score (higher = ID)" for ax in axes)
+    for n_sets in (2, len(SETS)):  # a fixed layout: title, then legend, then the panels' titles, none overlapping
+        figures.clear()
+        plots.plot_densities(_pairs(np.random.default_rng(1), n_sets), "energy, small_cnn on fmnist", tmp_path / "e.png")
+        fig = figures[0]
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        legend, title = fig.legends[0].get_window_extent(renderer), fig._suptitle.get_window_extent(renderer)
+        top_panel = max(ax.title.get_window_extent(renderer).y1 for ax in fig.axes if ax.axison)
+        assert title.y0 > legend.y1 and legend.y0 > top_panel and title.y1 <= fig.bbox.y1
+
+
+def test_write_plots_in_worker_processes_draws_the_same_files(tmp_path):
+    rng = np.random.default_rng(2)
+    scores = {f"s{i}": _pairs(rng, 3) for i in range(3)}
+    records = _records(list(scores))
+    one = plots.write_plots(scores, records, tmp_path / "one", "t", workers=1)
+    two = plots.write_plots(scores, records, tmp_path / "two", "t", workers=2)
+    assert [p.name for p in one] == [p.name for p in two] and len(one) == 2 * 3 + 1
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        plots.write_plots(scores, records, tmp_path / "x", workers=0)
 
 
 def test_severity_groups_of_at_most_eight_scorers(tmp_path, figures):
