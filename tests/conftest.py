@@ -1,12 +1,18 @@
 """Test configuration: 4 forced CPU devices, strict dtype and rank promotion, a fixed key."""
 
 import os
+from pathlib import Path
 
 # Must be set before jax is imported anywhere, so that sharded code is tested on 4 devices.
 _flag = "--xla_force_host_platform_device_count=4"
 if _flag not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# One XLA compilation cache for the session's pytest workers and the processes tests start: a
+# program compiled by one test (the small CNN's scorers in the golden and end-to-end experiments)
+# is loaded by the next. It lives in this checkout's .pytest_cache, so a fresh clone starts empty.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "xla"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 from experiments import xla_cpu  # noqa: E402

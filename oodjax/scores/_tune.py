@@ -64,9 +64,11 @@ def _rows(out: ModelOutputs) -> int:
 
 
 def _batched_grid(grid_scores: GridScores, state: Any, out: ModelOutputs, points, batch_size: int) -> np.ndarray:
-    """(len(points), N) scores, batch by batch; the last batch is padded to batch_size rows (one
-    compiled shape) with copies of the first row."""
+    """(len(points), N) scores, batch by batch; the last batch is padded to the batch's rows (one
+    compiled shape) with copies of the first row. A split smaller than batch_size is one batch of
+    its own size (tuning splits cut to tune_size share that shape, none is padded)."""
     n_all = _rows(out)
+    batch_size = max(1, min(batch_size, n_all))
     result = np.empty((len(points), n_all), np.float64)
     model = out.model
     data = out._replace(model=None)
