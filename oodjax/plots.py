@@ -43,7 +43,7 @@ def _grid(n: int, cols: int = 4, size: tuple[float, float] = (3.4, 3.0),
     if margins is not None:
         (left, right, bottom, top), (w, h) = margins, fig.get_size_inches()
         fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
-                            wspace=0.3, hspace=0.65)
+                            wspace=0.45, hspace=0.65)
     for ax in axes.flat[n:]:
         ax.axis("off")
     return fig, axes.flat
@@ -91,7 +91,7 @@ def plot_roc(pairs: ScorePairs, title: str, path: str | Path, kinds: Mapping[str
 
 def plot_densities(pairs: ScorePairs, title: str, path: str | Path) -> Path:
     """Histogram densities of ID versus OOD scores, one panel per OOD set, one legend."""
-    fig, axes = _grid(len(pairs), cols=5, size=(3.0, 2.4), margins=(0.5, 0.15, 0.4, 0.9))
+    fig, axes = _grid(len(pairs), cols=5, size=(3.0, 2.4), margins=(0.8, 0.15, 0.4, 0.9))
     for ax, (name, (id_s, ood_s)) in zip(axes, pairs.items()):
         lo, hi = np.percentile(np.concatenate([id_s, ood_s]), [0.5, 99.5])
         bins = np.linspace(lo, hi if hi > lo else lo + 1, 50)
@@ -101,6 +101,7 @@ def plot_densities(pairs: ScorePairs, title: str, path: str | Path) -> Path:
         ax.set_xlabel("score (higher = ID)", fontsize=7)
         ax.set_ylabel("density", fontsize=7)
         ax.tick_params(labelsize=6)
+        ax.locator_params(axis="x", nbins=5)  # wide score ranges: tick labels that do not collide
     handles, labels = axes[0].get_legend_handles_labels()
     height = fig.get_size_inches()[1]  # the title, then the legend below it, in the top margin
     fig.suptitle(f"Score densities, {title}", fontsize=11, y=1 - 0.08 / height, va="top")

@@ -58,14 +58,23 @@ def test_densities_one_panel_per_set(tmp_path, figures):
     axes = _check(figures[0], path)
     assert len(axes) == len(SETS) and figures[0].legends  # one figure legend
     assert all(ax.get_xlabel() == "score (higher = ID)" for ax in axes)
-    for n_sets in (2, len(SETS)):  # a fixed layout: title, then legend, then the panels' titles, none overlapping
+    # A fixed layout: title, then legend, then the panels' titles, none overlapping; the y labels
+    # (long tick labels: densities of scores in the thousands) inside the figure and their panel's gap.
+    for n_sets, scale in ((2, 1.0), (len(SETS), 1.0), (7, 1000.0)):
         figures.clear()
-        plots.plot_densities(_pairs(np.random.default_rng(1), n_sets), "energy, small_cnn on fmnist", tmp_path / "e.png")
+        pairs = {k: (a * scale, b * scale) for k, (a, b) in _pairs(np.random.default_rng(1), n_sets).items()}
+        plots.plot_densities(pairs, "energy, small_cnn on fmnist", tmp_path / "e.png")
         fig = figures[0]
-        renderer = FigureCanvasAgg(fig).get_renderer()
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()  # positions at the figure's dpi (the saved PNG's draw left them at 150 dpi)
+        renderer = canvas.get_renderer()
         legend, title = fig.legends[0].get_window_extent(renderer), fig._suptitle.get_window_extent(renderer)
-        top_panel = max(ax.title.get_window_extent(renderer).y1 for ax in fig.axes if ax.axison)
+        used = [ax for ax in fig.axes if ax.axison]
+        top_panel = max(ax.title.get_window_extent(renderer).y1 for ax in used)
         assert title.y0 > legend.y1 and legend.y0 > top_panel and title.y1 <= fig.bbox.y1
+        for left, right in zip(used, used[1:]):
+            label = right.yaxis.label.get_window_extent(renderer)
+            assert label.x0 >= 0 and (label.x0 > left.bbox.x1 or label.y1 < left.bbox.y0)  # right of it, or a row below
 
 
 def test_write_plots_in_worker_processes_draws_the_same_files(tmp_path):
