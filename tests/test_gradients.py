@@ -232,3 +232,15 @@ def test_ghost_path_covers_every_layer_with_shared_arguments(key, monkeypatch):
     assert calls == []  # every parameter of ResNet-8 is in a tapped Conv/BatchNorm/Dense layer
     vmap = per_sample_grad_norms(apply, scores.grodin_loss, v, x, shared=h, ord="sq", method="vmap")
     np.testing.assert_allclose(ghost, vmap, rtol=2e-4)
+
+
+def test_throughput_bench_runs_both_dtypes(capsys):
+    """The GPU throughput script (issue 13), on a tiny network: a table row per dtype; bad --dtypes refused."""
+    from experiments.benchmarks import throughput_bench
+
+    assert throughput_bench.main(["--model", "resnet8", "--image-size", "16", "--batch", "4", "--repeats", "1",
+                                  "--chunk", "2"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| float32", "| bfloat16"))]
+    assert len(rows) == 2 and all(float(r.split("|")[2]) > 0 and float(r.split("|")[3]) > 0 for r in rows)
+    with pytest.raises(SystemExit):
+        throughput_bench.main(["--dtypes", "float16"])

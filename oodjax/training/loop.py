@@ -2,9 +2,9 @@
 
 The batch axis is sharded over a `jax.sharding.Mesh` of all devices (parameters replicated), so
 the same code runs on 1 CPU, 4 forced CPU devices, a GPU, a TPU slice or several hosts under
-`jax.distributed` (each process reads its rows of every batch; process 0 writes the logs). Everything a step
-uses is a pure function of (key, step): the data order of epoch e is permutation(fold_in(key, e)),
-the augmentation and dropout keys are fold_in(key, step). A run killed at any point and started
+`jax.distributed` (each process reads its rows of every batch; process 0 writes the logs).
+Everything a step uses is a pure function of (key, step): the data order of epoch e is
+permutation(fold_in(key, e)), the augmentation and dropout keys are fold_in(key, step). A run killed at any point and started
 again with the same `workdir` resumes from the last checkpoint and ends with identical parameters.
 """
 
