@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from oodjax import metrics, scores
 from oodjax import types as T
-from oodjax.data import ArraySource, ImageSource, OODSet
+from oodjax.data import ArraySource, ImageSource, OODSet, prefetch
 from oodjax.models import Model, Variables
 from oodjax.parallel import batch_mesh, global_batch, local_rows, replicate, to_host
 from oodjax.types import FitData, ModelOutputs, Predict, Scorer, check_needs, restrict
@@ -139,7 +139,7 @@ class _Runner:
         """(outputs, reduced maps, n): every batch is padded to `rows` rows (one compiled shape per
         function) and sharded over the mesh; only the first n rows are real."""
         lo, hi = self.local
-        for xb, n in _process_rows(source, self.batch_size, lo, hi):
+        for xb, n in prefetch(_process_rows(source, self.batch_size, lo, hi)):  # read ahead while the model runs
             if xb is not None and xb.shape[1:] != self.shape:
                 raise ValueError(f"images of shape {xb.shape[1:]}, but the model takes {self.shape}")
             xb = np.zeros((0, *self.shape), np.float32) if xb is None else np.asarray(self.normalize(xb))

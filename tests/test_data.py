@@ -228,3 +228,34 @@ def test_tfds_images_read_by_index_and_stream_in_batches(tmp_path):
     build_tiny_tfds(tmp_path / "tfr", n_train=6, n_test=4, size=8, file_format="tfrecord")
     with pytest.raises(ValueError, match="cannot be read by index: rebuild it with `tfds build .* --file_format=array_record"):
         data.TfdsImages(name, "train", str(tmp_path / "tfr"), image_size=8)
+
+
+def test_prefetch_keeps_order_reads_at_most_depth_ahead_and_raises_in_place():
+    import threading
+
+    from oodjax.data import prefetch
+
+    produced, threads = [], set()
+
+    def items():
+        for i in range(6):
+            produced.append(i)
+            threads.add(threading.current_thread().name)
+            yield i
+
+    got = []
+    for x in prefetch(items(), depth=2):
+        got.append(x)
+        assert len(produced) <= len(got) + 2  # never more than depth ahead of the consumer
+    assert got == list(range(6)) and threads and all(t.startswith("oodjax-prefetch") for t in threads)
+
+    def failing():
+        yield 0
+        raise OSError("record 1 is corrupt")
+
+    stream = prefetch(failing(), depth=3)
+    assert next(stream) == 0  # the item before the failure arrives first
+    with pytest.raises(OSError, match="record 1 is corrupt"):
+        next(stream)
+    with pytest.raises(ValueError, match="depth must be >= 1"):
+        list(prefetch([1], depth=0))

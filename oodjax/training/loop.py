@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,6 +27,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from oodjax.data.indexed import Indexed
+from oodjax.data.prefetch import prefetch
 from oodjax.models import Model, Variables
 from oodjax.parallel import batch_mesh, global_batch, is_leader, local_rows, replicate
 from oodjax.training.augment import random_crop_flip
@@ -295,21 +296,30 @@ def train(
         print(f"{label}: resuming from the checkpoint at step {start} of {total_steps}", flush=True)
     bar = tqdm(total=total_steps, initial=start, desc=label, disable=not progress or start >= total_steps,
                dynamic_ncols=True)
-    perm, perm_epoch, sums, t0 = None, -1, np.zeros(3), time.time()
-    for s in range(start, total_steps):
+    def host_batches() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """This process's rows of every step's (images, labels, outliers) from `start` on."""
+        perm, perm_epoch = None, -1
+        o_lo, o_hi = local_rows(batch_sharded, outlier_batch_size)
+        for s in range(start, total_steps):
+            epoch, i = divmod(s, steps_per_epoch)
+            if epoch != perm_epoch:
+                perm = np.asarray(jax.random.permutation(jax.random.fold_in(data_key, epoch), images.shape[0]))
+                perm_epoch = epoch
+            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size][lo:hi]
+            ood = None
+            if outliers is not None:
+                rng = np.random.default_rng([*outlier_seed, s])
+                ood = outliers[rng.choice(outliers.shape[0], outlier_batch_size, replace=False)[o_lo:o_hi]]
+            yield images[idx], labels[idx], ood
+
+    sums, t0 = np.zeros(3), time.time()
+    for s, (x_host, y_host, ood_host) in enumerate(prefetch(host_batches()), start):  # read ahead while a step runs
         epoch, i = divmod(s, steps_per_epoch)
-        if epoch != perm_epoch:
-            perm = np.asarray(jax.random.permutation(jax.random.fold_in(data_key, epoch), images.shape[0]))
-            perm_epoch, sums = epoch, np.zeros(3)
-        idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-        x = global_batch(images[idx[lo:hi]], batch_sharded, cfg.batch_size)
-        y = global_batch(labels[idx[lo:hi]], batch_sharded, cfg.batch_size)
-        x_ood = None
-        if outliers is not None:
-            rng = np.random.default_rng([*outlier_seed, s])
-            pick = rng.choice(outliers.shape[0], outlier_batch_size, replace=False)
-            o_lo, o_hi = local_rows(batch_sharded, outlier_batch_size)
-            x_ood = global_batch(outliers[pick[o_lo:o_hi]], batch_sharded, outlier_batch_size)
+        if i == 0:
+            sums = np.zeros(3)
+        x = global_batch(x_host, batch_sharded, cfg.batch_size)
+        y = global_batch(y_host, batch_sharded, cfg.batch_size)
+        x_ood = None if ood_host is None else global_batch(ood_host, batch_sharded, outlier_batch_size)
         state, m = train_step(state, x, y, x_ood)
         step = s + 1
         if on_step is not None or step % cfg.log_every == 0 or i == steps_per_epoch - 1:
