@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.config}: get_config returned a {type(exp).__name__}, not an oodjax.experiment.Experiment")
     if args.scorers:
         exp = only_scorers(exp, args.scorers.split(","))
+    exp = dataclasses.replace(exp, plot_workers=None)  # one per CPU: this entry point has the __main__ guard
     if not is_leader():  # one set of progress bars: process 0's
         exp = dataclasses.replace(exp, progress=False)
     try:

@@ -135,14 +135,21 @@ class _Runner:
         self.keep_inputs = T.INPUTS in needs
         self.shape = model.input_shape
 
+    def _check_shape(self, xb: np.ndarray) -> None:
+        if xb.shape[1:] != self.shape:
+            raise ValueError(f"images of shape {xb.shape[1:]}, but the model takes {self.shape}")
+
     def batches(self, source: ImageSource) -> Iterator[tuple[ModelOutputs, dict[str, Any], int]]:
         """(outputs, reduced maps, n): every batch is padded to `rows` rows (one compiled shape per
         function) and sharded over the mesh; only the first n rows are real."""
         lo, hi = self.local
+        if jax.process_count() > 1 and hasattr(source, "__getitem__") and len(source):
+            self._check_shape(source[0:1])  # on every process, before any collective (some may hold no rows)
+        none = np.asarray(self.normalize(np.zeros((0, *self.shape), np.float32)))  # a process's rows when it has none
         for xb, n in prefetch(_process_rows(source, self.batch_size, lo, hi)):  # read ahead while the model runs
-            if xb is not None and xb.shape[1:] != self.shape:
-                raise ValueError(f"images of shape {xb.shape[1:]}, but the model takes {self.shape}")
-            xb = np.zeros((0, *self.shape), np.float32) if xb is None else np.asarray(self.normalize(xb))
+            if xb is not None:
+                self._check_shape(xb)
+            xb = none if xb is None else np.asarray(self.normalize(xb))
             x = global_batch(pad_rows(xb, hi - lo), self.sharded, self.rows)
             reduced, samples, extras = {}, None, None
             if self.maps is not None:

@@ -31,12 +31,22 @@ def is_leader() -> bool:
     return jax.process_index() == 0
 
 
+def barrier(name: str) -> None:
+    """Waits until every process reaches `name` (nothing with one process): the others wait while
+    process 0 writes, so no process exits (or times out jax.distributed's shutdown) before it is done."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
+
+
 def local_rows(sharding: NamedSharding, rows: int) -> tuple[int, int]:
     """[lo, hi): the rows of a (rows, ...) batch sharded along axis 0 that this process's devices
     hold. ValueError if they are not one contiguous block (a mesh whose devices are not ordered by
     process; `batch_mesh()` is)."""
     spans = sorted({(s[0].start or 0, rows if s[0].stop is None else s[0].stop)
                     for s in sharding.addressable_devices_indices_map((rows,)).values()})
+    if not spans:
+        raise ValueError(f"the mesh has none of process {jax.process_index()}'s devices; every process must take "
+                         "part: build it over jax.devices() (oodjax.parallel.batch_mesh)")
     lo, hi = spans[0][0], spans[-1][1]
     if any(a != b for (_, b), (a, _) in zip(spans, spans[1:], strict=False)):
         raise ValueError(f"this process's devices hold rows {spans} of the batch, not one contiguous block; "
@@ -50,7 +60,8 @@ def global_batch(local: np.ndarray, sharding: NamedSharding, rows: int) -> jax.A
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
-    """Every array leaf of `tree` replicated on all devices of `mesh` (the same value on every process)."""
+    """Every array leaf of `tree` replicated on all devices of `mesh`. With several processes each
+    leaf must already hold the same value on every process (it is not checked)."""
     sharding = NamedSharding(mesh, PartitionSpec())
     if jax.process_count() == 1:
         return jax.device_put(tree, sharding)

@@ -194,6 +194,7 @@ def _scorer_plots(pairs: ScorePairs, label: str, roc_path: Path, density_path: P
 
 
 def _workers(workers: int | None, jobs: int) -> int:
+    """How many processes draw `jobs` scorers' figures: `workers`, or one per CPU (at most 8)."""
     if workers is None:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         workers = min(cpus, 8)
@@ -203,13 +204,15 @@ def _workers(workers: int | None, jobs: int) -> int:
 
 
 def write_plots(scores: Mapping[str, ScorePairs], records: Sequence[Mapping[str, Any]], out_dir: str | Path,
-                title: str = "", workers: int | None = None) -> list[Path]:
+                title: str = "", workers: int | None = 1) -> list[Path]:
     """roc_<scorer>.png and density_<scorer>.png per scorer, and auroc_vs_severity.png (each with a
     PDF); title: what was scored (model and ID set), in every figure's title.
 
-    workers: processes drawing the scorers' figures at once (default: this process's CPUs, at most
-    8; 1: all in this process). matplotlib draws on one core and the figures are independent, so
-    the demo's ~50 scorers' figures take about 1/workers of the time."""
+    workers: processes drawing the scorers' figures at once (1: all in this process; None: one per
+    CPU, at most 8). matplotlib draws on one core and the figures are independent, so the demo's ~50
+    scorers' figures take about 1/workers of the time. The workers are spawned: they import the
+    calling script again, so a script that calls this with workers != 1 needs the
+    `if __name__ == "__main__":` guard."""
     out_dir = Path(out_dir)
     kinds = {r["ood_set"]: r.get("kind", "OOD") for r in records}
     jobs = [(pairs, f"{scorer}{', ' + title if title else ''}", out_dir / f"roc_{scorer}.png",

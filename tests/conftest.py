@@ -10,7 +10,8 @@ if _flag not in os.environ.get("XLA_FLAGS", ""):
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # One XLA compilation cache for the session's pytest workers and the processes tests start: a
 # program compiled by one test (the small CNN's scorers in the golden and end-to-end experiments)
-# is loaded by the next. It lives in this checkout's .pytest_cache, so a fresh clone starts empty.
+# is loaded by the next. It lives in this checkout's .pytest_cache, so a fresh clone starts empty
+# (about 20 MB after a run; a half-written entry read by another worker is a warning and a recompile).
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "xla"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")

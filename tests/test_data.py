@@ -259,3 +259,9 @@ def test_prefetch_keeps_order_reads_at_most_depth_ahead_and_raises_in_place():
         next(stream)
     with pytest.raises(ValueError, match="depth must be >= 1"):
         list(prefetch([1], depth=0))
+
+    produced.clear()
+    stream = prefetch(items(), depth=3)
+    next(stream)
+    stream.close()  # a consumer that stops early: reads not yet started are dropped
+    assert len(produced) <= 1 + 3

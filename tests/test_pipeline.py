@@ -50,6 +50,7 @@ def test_embedded_experiment_end_to_end(tmp_path):
                "odin": ("odin", {"temperatures": (1.0, 1000.0), "epsilons": (0.0, 0.002)})}
     cfg = Experiment(
         name="tiny", results_dir=str(tmp_path / "results"), fit_size=300, progress=False, batch_size=100,
+        plot_workers=None,  # one process per CPU draws the figures
         data=EmbeddedData(data_dir=str(d), val_size=100, far_sets=("digits", "gaussian_noise"), resize_sets=False,
                           corruptions=("gaussian_blur",), corruption_size=60, ood_test_size=100),
         models=(ModelSpec("all_classes", scorers), ModelSpec("heldout", scorers, classes=(0, 1, 2, 3, 4))),

@@ -19,7 +19,8 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
     it = iter(items)
-    with ThreadPoolExecutor(1, thread_name_prefix="oodjax-prefetch") as pool:
+    pool = ThreadPoolExecutor(1, thread_name_prefix="oodjax-prefetch")
+    try:
         pending = collections.deque(pool.submit(next, it, _END) for _ in range(depth))
         while True:
             item = pending.popleft().result()
@@ -27,3 +28,5 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
                 return
             pending.append(pool.submit(next, it, _END))
             yield item
+    finally:  # a consumer that stops early: reads not yet started are dropped, not done
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -188,7 +188,9 @@ class Experiment:
     sets) of models with `outliers` and scorers that need one. views: names of registered report
     views (`oodjax.experiment.views`), written in order after metrics.json and run.json. title /
     metrics: the tables' caption and columns. train_dir: where train_<model>/ checkpoints live
-    (None: results_dir/name; share one to reuse trained models).
+    (None: results_dir/name; share one to reuse trained models). plot_workers: processes drawing the
+    figures (`plots.write_plots`; None: one per CPU, spawned, so a script calling `run` needs the
+    `if __name__ == "__main__":` guard that experiments/run.py has; it sets None).
     """
 
     name: str
@@ -209,6 +211,7 @@ class Experiment:
     batch_size: int = 500
     bootstrap: int = 0
     progress: bool = True
+    plot_workers: int | None = 1
 
     def __post_init__(self):
         check_size(self.fit_size, f"experiment {self.name!r}: fit_size")

@@ -15,7 +15,7 @@ from oodjax.evaluate import EvalResult
 from oodjax.experiment import views
 from oodjax.experiment.config import Experiment
 from oodjax.experiment.provenance import provenance
-from oodjax.parallel import is_leader
+from oodjax.parallel import barrier, is_leader
 
 
 class Report(NamedTuple):
@@ -46,13 +46,19 @@ def write_report(exp: Experiment, results: list[tuple[str, EvalResult]], start: 
     model's ID accuracy, wall seconds in total and per phase, and the provenance (git commit and
     whether the checkout had uncommitted changes, package versions, devices and processes).
 
-    In a multi-process run only process 0 writes; the others return the records with an empty summary."""
+    In a multi-process run only process 0 writes, and the others wait for it (their summary is empty)."""
     out_dir = Path(exp.results_dir) / exp.name
     report = Report(exp, [r for _, res in results for r in res.records],
                     {name: res.id_accuracy for name, res in results}, merged_scores(results), out_dir)
-    if not is_leader():
-        return {"records": report.records, "id_accuracies": report.accuracies, "out_dir": out_dir,
-                "summary": "", "seconds": time.time() - start}
+    summary = _write(report, start, phases or {}) if is_leader() else ""
+    barrier("oodjax: the report is written")
+    return {"records": report.records, "id_accuracies": report.accuracies, "out_dir": out_dir,
+            "summary": summary, "seconds": time.time() - start}
+
+
+def _write(report: Report, start: float, phases: dict[str, float]) -> str:
+    """Writes the files of `write_report`; returns the views' text for the terminal."""
+    exp, out_dir = report.experiment, report.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(report.records, indent=1))
     t = time.time()
@@ -64,9 +70,8 @@ def write_report(exp: Experiment, results: list[tuple[str, EvalResult]], start: 
         (out_dir / "tuned.md").write_text("Tuned on each OOD set's validation split (never its test split)\n\n"
                                           "| Model | Scorer | OOD set | values |\n|---|---|---|---|\n" + rows)
         texts.append(f"Tuned hyper-parameters ({len(tuned)} model x scorer x OOD set): {out_dir / 'tuned.md'}")
-    phases = {**(phases or {}), "report": time.time() - t}
+    phases = {**phases, "report": time.time() - t}
     (out_dir / "run.json").write_text(json.dumps(
         {"config": dataclasses.asdict(exp), "seed": exp.seed, "id_accuracies": report.accuracies,
          "seconds": time.time() - start, "phases": phases, "provenance": provenance()}, indent=1, default=str))
-    return {"records": report.records, "id_accuracies": report.accuracies, "out_dir": out_dir,
-            "summary": "\n".join(t for t in texts if t), "seconds": time.time() - start}
+    return "\n".join(t for t in texts if t)

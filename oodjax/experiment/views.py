@@ -96,7 +96,8 @@ def _methods_table(report: "Report") -> str:
 @register_view("plots")
 def _plots(report: "Report") -> None:
     """plots/: ROC curves and score densities per scorer, AUROC versus severity."""
-    write_plots(report.scores, report.records, report.out_dir / "plots", title=plot_title(report))
+    write_plots(report.scores, report.records, report.out_dir / "plots", title=plot_title(report),
+                workers=report.experiment.plot_workers)
 
 
 def plot_title(report: "Report") -> str:

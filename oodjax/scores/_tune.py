@@ -64,11 +64,9 @@ def _rows(out: ModelOutputs) -> int:
 
 
 def _batched_grid(grid_scores: GridScores, state: Any, out: ModelOutputs, points, batch_size: int) -> np.ndarray:
-    """(len(points), N) scores, batch by batch; the last batch is padded to the batch's rows (one
-    compiled shape) with copies of the first row. A split smaller than batch_size is one batch of
-    its own size (tuning splits cut to tune_size share that shape, none is padded)."""
+    """(len(points), N) scores, batch by batch; the last batch is padded to batch_size rows (one
+    compiled shape) with copies of the first row."""
     n_all = _rows(out)
-    batch_size = max(1, min(batch_size, n_all))
     result = np.empty((len(points), n_all), np.float64)
     model = out.model
     data = out._replace(model=None)
@@ -101,10 +99,13 @@ def tune_on_grid(grid_scores: GridScores, state: Any, points: Sequence[Point], i
     """
     check_criterion(criterion)
     cut = (lambda o: jax.tree.map(lambda a: a[:tune_size], o._replace(model=None))._replace(model=o.model))
-    id_grid = _batched_grid(grid_scores, state, cut(id_val), points, batch_size)
+    id_val, ood_vals = cut(id_val), {k: cut(o) for k, o in ood_vals.items()}
+    # One compiled shape for every split, no larger than the largest (a 100-image split is not padded to 256).
+    batch_size = max(1, min(batch_size, max(_rows(o) for o in (id_val, *ood_vals.values()))))
+    id_grid = _batched_grid(grid_scores, state, id_val, points, batch_size)
     out = {}
     for name, ood in ood_vals.items():
-        ood_grid = _batched_grid(grid_scores, state, cut(ood), points, batch_size)
+        ood_grid = _batched_grid(grid_scores, state, ood, points, batch_size)
         ranked = [ood_metrics(id_grid[g], ood_grid[g]) for g in range(len(points))]
         keys = [CRITERIA[criterion](m) for m in ranked]
         best = min(range(len(points)), key=keys.__getitem__)
