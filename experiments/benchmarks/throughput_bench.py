@@ -13,27 +13,19 @@ median of --repeats timed calls after a compiling one, and the compile seconds.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 
+from experiments.benchmarks.gradient_bench import timed
 from oodjax import models, scores
 from oodjax.gradients import logits_fn_of, per_sample_grad_norms
 
 
 def rate(fn, *args, batch: int, repeats: int) -> tuple[float, float]:
     """(compile seconds, images per second: batch / median of `repeats` warm calls)."""
-    t = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    first = time.perf_counter() - t
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t)
-    return first, batch / statistics.median(times)
+    first, median = timed(fn, *args, repeats=repeats)
+    return first, batch / median
 
 
 def main(argv: list[str] | None = None) -> int:
