@@ -11,6 +11,8 @@ each OOD set's validation split and are reported on its test split.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -23,6 +25,7 @@ from tqdm.auto import tqdm
 from oodjax import metrics, scores
 from oodjax import types as T
 from oodjax.data import ArraySource, ImageSource, OODSet, prefetch
+from oodjax.data.prefetch import prefetch_map
 from oodjax.models import Model, Variables
 from oodjax.parallel import batch_mesh, global_batch, local_rows, replicate, to_host
 from oodjax.types import FitData, ModelOutputs, Predict, Scorer, check_needs, restrict
@@ -91,21 +94,26 @@ def check_scorers(scorers: Mapping[str, Scorer], provides: frozenset[str], model
         check_needs(label, scorer.needs, model_label, provides)
 
 
-def _process_rows(source: ImageSource, batch_size: int, lo: int, hi: int) -> Iterator[tuple[np.ndarray | None, int]]:
-    """(rows [lo, hi) of each batch of `source` that are real images (None if none are), the
-    batch's n real rows).
+def _nothing() -> None:
+    return None
 
-    With several processes, a source that reads rows by index (data.Rows, ArraySource) reads only
-    this process's; any other source is read whole by every process and sliced."""
-    if jax.process_count() > 1 and hasattr(source, "__getitem__") and hasattr(source, "__len__"):
+
+def _reads(source: ImageSource, batch_size: int, lo: int, hi: int) -> Iterator[tuple[Callable[[], np.ndarray | None], int]]:
+    """(a function that reads rows [lo, hi) of a batch of `source` that are real images, or None if
+    none are; the batch's n real rows), for each batch.
+
+    A source that reads rows by index (data.Rows, ArraySource) reads only these rows, when the
+    function is called (in the reading threads); any other source is read whole, in order, by one
+    thread ahead of the consumer, and sliced (with several processes, every process reads it)."""
+    if hasattr(source, "__getitem__") and hasattr(source, "__len__"):
         total = len(source)
         for start in range(0, total, batch_size):
             n = min(batch_size, total - start)
             a, b = start + min(lo, n), start + min(hi, n)
-            yield (source[a:b] if b > a else None), n
+            yield (functools.partial(source.__getitem__, slice(a, b)) if b > a else _nothing), n
     else:
-        for xb in source.batches(batch_size):
-            yield (xb[lo:hi] if xb.shape[0] > lo else None), xb.shape[0]
+        for xb in prefetch(source.batches(batch_size)):
+            yield (functools.partial(lambda x: x, xb[lo:hi]) if xb.shape[0] > lo else _nothing), xb.shape[0]
 
 
 class _Runner:
@@ -114,11 +122,13 @@ class _Runner:
 
     Every batch is padded to `rows` (batch_size rounded up to a multiple of the mesh's devices) and
     sharded over the mesh's batch axis, each process reading its own rows (`parallel`); the
-    variables are replicated."""
+    variables are replicated. `workers` threads read, normalize and transfer the next batches while
+    the devices compute (`data.prefetch_map`)."""
 
     def __init__(self, model: Model, variables: Variables, scorers: Mapping[str, Scorer], needs: frozenset[str],
-                 normalize: Normalizer, batch_size: int, mesh: Mesh):
+                 normalize: Normalizer, batch_size: int, mesh: Mesh, workers: int | None = None):
         n_dev = mesh.devices.size
+        self.workers = workers or min(4, os.cpu_count() or 1)
         self.normalize, self.batch_size = normalize, batch_size
         self.rows = -(-batch_size // n_dev) * n_dev
         self.sharded = NamedSharding(mesh, PartitionSpec("batch"))
@@ -146,11 +156,16 @@ class _Runner:
         if jax.process_count() > 1 and hasattr(source, "__getitem__") and len(source):
             self._check_shape(source[0:1])  # on every process, before any collective (some may hold no rows)
         none = np.asarray(self.normalize(np.zeros((0, *self.shape), np.float32)))  # a process's rows when it has none
-        for xb, n in prefetch(_process_rows(source, self.batch_size, lo, hi)):  # read ahead while the model runs
+
+        def ready(read_n: tuple[Callable[[], np.ndarray | None], int]) -> tuple[jax.Array, int]:
+            read, n = read_n  # in a reading thread: read, check, normalize, pad, put on the devices
+            xb = read()
             if xb is not None:
                 self._check_shape(xb)
             xb = none if xb is None else np.asarray(self.normalize(xb))
-            x = global_batch(pad_rows(xb, hi - lo), self.sharded, self.rows)
+            return global_batch(pad_rows(xb, hi - lo), self.sharded, self.rows), n
+
+        for x, n in prefetch_map(ready, _reads(source, self.batch_size, lo, hi), self.workers):
             reduced, samples, extras = {}, None, None
             if self.maps is not None:
                 logits, features, maps = self.maps(self.variables, x)
@@ -204,6 +219,7 @@ def evaluate(
     model_label: str = "model",
     trained_with: frozenset[str] = frozenset(),
     mesh: Mesh | None = None,
+    read_workers: int | None = None,
 ) -> EvalResult:
     """Fits every scorer on the fit images, their labels and the ID validation images (only what
     each needs), tunes the tunable ones on each OOD validation split, and scores the ID test set
@@ -214,6 +230,8 @@ def evaluate(
     objective provides to scorers (`Objective.provides`: objective:bin for BIN's sigmoid classifiers).
     mesh: the devices each batch is sharded over (default `parallel.batch_mesh()`: all devices); batches are
     padded to a multiple of its size, and the scores do not depend on it.
+    read_workers: threads that read, normalize and transfer the next batches while the devices compute
+    (default min(4, CPUs)).
     """
     names = [s.name for s in data.ood_sets]
     if len(set(names)) != len(names):
@@ -228,7 +246,7 @@ def evaluate(
             "(ood_set_from_arrays(..., val_fraction > 0)) or leave those scorers out"
         )
     needs = frozenset().union(*(s.needs for s in scorers.values()))
-    runner = _Runner(model, variables, scorers, needs, data.normalize, batch_size, mesh or batch_mesh())
+    runner = _Runner(model, variables, scorers, needs, data.normalize, batch_size, mesh or batch_mesh(), read_workers)
     variables = runner.variables  # replicated on the mesh: what the scorers' model and head read too
     predict = Predict(model.apply, variables, tuple(float(s) for s in data.input_std))
 

@@ -265,3 +265,37 @@ def test_prefetch_keeps_order_reads_at_most_depth_ahead_and_raises_in_place():
     next(stream)
     stream.close()  # a consumer that stops early: reads not yet started are dropped
     assert len(produced) <= 1 + 3
+
+
+def test_prefetch_map_keeps_order_uses_threads_bounds_depth_and_raises_in_place():
+    import threading
+    import time
+
+    from oodjax.data import prefetch_map
+
+    started, threads = [], set()
+
+    def slow_square(i):
+        started.append(i)
+        threads.add(threading.current_thread().name)
+        time.sleep(0.02 * (i % 3))  # later items finish first: the order must still hold
+        return i * i
+
+    got = []
+    for x in prefetch_map(slow_square, range(12), workers=3, depth=4):
+        got.append(x)
+        assert len(started) <= len(got) + 4  # never more than depth calls ahead of the consumer
+    assert got == [i * i for i in range(12)]
+    assert len(threads) > 1 and all(t.startswith("oodjax-read") for t in threads)
+
+    def fails_at_2(i):
+        if i == 2:
+            raise OSError("image 2 is truncated")
+        return i
+
+    stream = prefetch_map(fails_at_2, range(5), workers=2)
+    assert [next(stream), next(stream)] == [0, 1]
+    with pytest.raises(OSError, match="image 2 is truncated"):
+        next(stream)
+    with pytest.raises(ValueError, match="workers and depth must be >= 1"):
+        next(prefetch_map(abs, [1], workers=0))

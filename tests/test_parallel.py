@@ -14,7 +14,7 @@ import pytest
 
 from experiments import run as run_cli
 from oodjax.data import ArraySource, ArrayImages, Rows
-from oodjax.evaluate import _process_rows
+from oodjax.evaluate import _reads
 from oodjax.parallel import batch_mesh, global_batch, local_rows, to_host
 from tests.fake_data import make_fake_fashion_mnist
 
@@ -55,13 +55,16 @@ def test_two_processes_write_the_metrics_json_of_one(tmp_path):
     assert len(log) == len(set(log)) > 0  # one process wrote the log
 
 
-def test_each_process_reads_its_rows_of_every_batch(monkeypatch):
-    """_process_rows with 2 processes of 2 devices, simulated: the two halves of each 100-row batch,
+def test_each_process_reads_its_rows_of_every_batch():
+    """_reads with 2 processes of 2 devices, simulated: the two halves of each 100-row batch,
     read by index (Rows, ArraySource) or sliced from a whole read (any source), are the batch."""
     images = np.random.default_rng(0).uniform(size=(250, 4, 4, 1)).astype(np.float32)
-    monkeypatch.setattr(jax, "process_count", lambda: 2)
+
+    def rows(source, lo, hi):
+        return [(read(), n) for read, n in _reads(source, 100, lo, hi)]
+
     for source in (Rows(ArrayImages(images)), ArraySource(images)):
-        halves = [list(_process_rows(source, 100, lo, hi)) for lo, hi in ((0, 50), (50, 100))]
+        halves = [rows(source, lo, hi) for lo, hi in ((0, 50), (50, 100))]
         assert [n for _, n in halves[0]] == [n for _, n in halves[1]] == [100, 100, 50]
         assert halves[1][2][0] is None  # the last batch's 50 rows are all process 0's
         got = np.concatenate([x for pair in zip(*halves, strict=True) for x, _ in pair if x is not None])
@@ -71,7 +74,7 @@ def test_each_process_reads_its_rows_of_every_batch(monkeypatch):
         def batches(self, b):
             yield from (images[i : i + b] for i in range(0, 250, b))
 
-    assert [None if x is None else x.shape[0] for x, _ in _process_rows(Streamed(), 100, 50, 100)] == [50, 50, None]
+    assert [None if x is None else x.shape[0] for x, _ in rows(Streamed(), 50, 100)] == [50, 50, None]
 
 
 def test_one_process_holds_every_row():

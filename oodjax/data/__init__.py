@@ -9,7 +9,7 @@ from oodjax.data.indexed import ArrayImages, Indexed, Normalized, NotIndexable, 
 from oodjax.data.ood_set import (
     OODSet, definition_key, ood_set_from_arrays, ood_set_from_indexed, ood_set_from_tfds, split_indices,
 )
-from oodjax.data.prefetch import prefetch
+from oodjax.data.prefetch import prefetch, prefetch_map
 from oodjax.data.ood_sets import (
     CORRUPTIONS, RESAMPLING, SYNTHETIC, corrupt, digits, gaussian_noise, photo_images, random_crops, resize, texture_images,
     uniform_noise,
@@ -20,7 +20,7 @@ from oodjax.data.tfds_sources import NORMALIZATION, TFDS_DATASETS, TfdsSource, c
 
 __all__ = [
     "ArrayImages", "Indexed", "Normalized", "NotIndexable", "Rows", "TfdsImages", "ood_set_from_indexed", "rows",
-    "build_synthetic_tfds", "prefetch", "synthetic_images",
+    "build_synthetic_tfds", "prefetch", "prefetch_map", "synthetic_images",
     "ArraySource", "CLASS_NAMES", "CORRUPTIONS", "SYNTHETIC", "auxiliary_outliers", "COVARIATE_CORRUPTIONS", "FAR_SETS", "ImageSource", "MEAN",
     "NORMALIZATION", "OODSet", "normalize", "RESAMPLING", "RESIZE_SETS", "STD", "TFDS_DATASETS", "TfdsSource", "check_images", "check_prepared",
     "corrupt", "corruption_sets", "definition_key", "digits", "embedded_suite", "far_ood_images", "find_data_dir",

@@ -31,8 +31,10 @@ MEAN, STD = 0.2860, 0.3530
 
 
 def normalize(images: np.ndarray) -> np.ndarray:
-    """Fashion-MNIST's normalization, the same for ID and OOD images (paper 000): (x - MEAN) / STD."""
-    return ((images - MEAN) / STD).astype(np.float32)
+    """Fashion-MNIST's normalization, the same for ID and OOD images (paper 000): (x - MEAN) / STD,
+    in float32, in one new array (it runs on every batch, in the reading threads)."""
+    out = np.subtract(images, np.float32(MEAN), dtype=np.float32)
+    return np.divide(out, np.float32(STD), out=out)
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
