@@ -1,5 +1,10 @@
 """Runs an experiment config: `python -m experiments.run experiments/configs/embedded.py [--variant small]`.
 
+A pretrained network instead of the config's trained ones: `--checkpoint PATH [--arch NAME]` scores
+it (a torchvision / OOD-repository .pth or .safetensors, a BiT .npz, or an oodjax training workdir)
+with the scorers of the config's models and its data, without training. `--ood-folder NAME=PATH`
+(repeatable) adds a folder of one's own OOD images as an OOD set.
+
 The config file's get_config(variant) returns an `oodjax.experiment.Experiment`; this calls
 `oodjax.experiment.run` on it and prints the summary.
 
@@ -79,6 +84,34 @@ def only_scorers(exp, labels: list[str]):
     return dataclasses.replace(exp, models=tuple(m for m in kept if m.scorers or m.name in needed))
 
 
+def with_checkpoint(exp, path: str, arch: str | None):
+    """The experiment scoring the network in `path` (models.import_checkpoint) with the scorers of the
+    config's models that need no training of their own (no anchoring, ensembles, heads, ...)."""
+    from oodjax.experiment import ModelSpec
+
+    plain = [m for m in exp.models if not (m.anchoring or m.members or m.mc_samples or m.head or m.outliers
+                                           or m.classes or m.finetune_from)]
+    if not plain:
+        raise SystemExit("--checkpoint: this config has no plain model whose scorers could score a checkpoint")
+    scorers = None if any(m.scorers is None for m in plain) else {k: v for m in plain for k, v in m.scorers.items()}
+    name = Path(path).stem if Path(path).suffix else Path(path).name
+    return dataclasses.replace(exp, models=(ModelSpec(name, scorers, arch=plain[0].arch, model_kwargs=plain[0].model_kwargs,
+                                                      checkpoint=str(path), checkpoint_arch=arch),))
+
+
+def with_ood_folders(exp, pairs: list[str]):
+    """The experiment with the image folders NAME=PATH as more (far) OOD sets."""
+    from oodjax.experiment import OODSpec
+
+    specs = []
+    for pair in pairs:
+        name, sep, folder = pair.partition("=")
+        if not sep or not name or not folder:
+            raise SystemExit(f"--ood-folder takes NAME=PATH, got {pair!r}")
+        specs.append(OODSpec(name, folder=folder))
+    return dataclasses.replace(exp, data=dataclasses.replace(exp.data, ood=(*exp.data.ood, *specs)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("config", nargs="?", help="a config file with get_config(variant)")
@@ -87,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", default=None)
     parser.add_argument("--list", choices=LISTS, default=None, help="print what exists and exit (no config needed)")
     parser.add_argument("--scorers", default=None, help="comma-separated scorer labels of the config to run (a subset)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="score this pretrained network (.pth/.safetensors/.npz or an oodjax workdir), no training")
+    parser.add_argument("--arch", default=None, help="with --checkpoint: the architecture the file must hold")
+    parser.add_argument("--ood-folder", action="append", default=[], metavar="NAME=PATH",
+                        help="a folder of OOD images to score as the set NAME (repeatable)")
     parser.add_argument("--distributed", action="store_true",
                         help="jax.distributed.initialize() with what the cluster says (TPU pod, SLURM, Open MPI)")
     parser.add_argument("--coordinator", default=None, help="HOST:PORT of process 0, for jax.distributed")
@@ -101,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.config is None:
         parser.error("give a config file (or --list ...)")
+    if args.arch and not args.checkpoint:
+        parser.error("--arch names the architecture of a --checkpoint; give the checkpoint")
 
     if args.distributed or args.coordinator:
         import jax
@@ -112,14 +152,20 @@ def main(argv: list[str] | None = None) -> int:
     exp = with_dirs(load_config(args.config, args.variant), args.data_dir, args.results_dir)
     if not isinstance(exp, Experiment):
         raise SystemExit(f"{args.config}: get_config returned a {type(exp).__name__}, not an oodjax.experiment.Experiment")
+    if args.checkpoint:
+        exp = with_checkpoint(exp, args.checkpoint, args.arch)
+    if args.ood_folder:
+        exp = with_ood_folders(exp, args.ood_folder)
     if args.scorers:
         exp = only_scorers(exp, args.scorers.split(","))
     exp = dataclasses.replace(exp, plot_workers=None)  # one per CPU: this entry point has the __main__ guard
     if not is_leader():  # one set of progress bars: process 0's
         exp = dataclasses.replace(exp, progress=False)
+    from oodjax.models import CheckpointError
+
     try:
         result = run(exp)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if not is_leader():

@@ -4,6 +4,7 @@ every scorer's needs are checked against what the model provides before any work
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -28,6 +29,8 @@ class Built:
     net: Model
     provides: frozenset[str]
     scorers: dict[str, Scorer]
+    variables: Variables | None = None  # an imported checkpoint's (spec.checkpoint): no training
+    own_normalization: bool = False  # the imported model normalizes [0, 1] images itself
 
 
 def _scored_model(spec: ModelSpec, net: Model, key: jax.Array) -> Model:
@@ -47,8 +50,12 @@ def build(exp: Experiment, spec: ModelSpec, num_classes: int) -> Built:
     ds = exp.data
     channels = ds.channels * (2 if spec.anchoring is not None else 1)
     kwargs = {**dict(exp.model_kwargs), **dict(spec.model_kwargs)}
-    net = models.get(spec.arch or exp.arch, num_classes=num_classes, in_channels=channels, image_size=ds.image_size,
-                     head=spec.head, head_kwargs=dict(spec.head_kwargs), **kwargs)
+    variables, own = None, False
+    if spec.checkpoint is not None:
+        net, variables, own = _imported(spec, spec.arch or exp.arch, kwargs, channels, ds.image_size)
+    else:
+        net = models.get(spec.arch or exp.arch, num_classes=num_classes, in_channels=channels,
+                         image_size=ds.image_size, head=spec.head, head_kwargs=dict(spec.head_kwargs), **kwargs)
     provides = (_scored_model(spec, net, jax.random.key(0)).provides | LABELLED
                 | spec.objective.provides | ({T.OUTLIERS} if exp.outliers is not None else frozenset()))
     spec_scorers = spec.scorers
@@ -56,7 +63,22 @@ def build(exp: Experiment, spec: ModelSpec, num_classes: int) -> Built:
         spec_scorers = {name: (name, {}) for name in scores.fitting(provides)}
     built = build_scorers(spec_scorers)
     check_scorers(built, provides, spec.name)
-    return Built(spec, net, provides, built)
+    return Built(spec, net, provides, built, variables, own)
+
+
+def _imported(spec: ModelSpec, arch: str, kwargs: dict[str, Any], channels: int, image_size: int
+              ) -> tuple[Model, Variables, bool]:
+    """(net, variables, whether it normalizes its inputs itself) of spec.checkpoint: an oodjax orbax
+    workdir is the zoo model `arch` (its data's normalization applies); any other file carries its own."""
+    path = Path(spec.checkpoint)
+    if path.is_dir():
+        net, variables = models.import_checkpoint(path, spec.checkpoint_arch or arch, in_channels=channels,
+                                                  image_size=image_size, **kwargs)
+        return net, variables, False
+    if channels != 3:
+        raise ValueError(f"model {spec.name!r}: {path.name} takes RGB images; set the data's channels=3")
+    net, variables = models.import_checkpoint(path, spec.checkpoint_arch, image_size=image_size)
+    return net, variables, True
 
 
 def for_inference(b: Built, variables: Variables | list[Variables], train_images: np.ndarray | Indexed,

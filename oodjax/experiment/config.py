@@ -76,6 +76,7 @@ class EmbeddedData:
     image_size: int = 28
     channels: int = 1
     id_name: str = "fmnist"
+    ood: tuple[OODSpec, ...] = ()  # more OOD sets: image folders (a user's own OOD images) or synthetic noise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +143,10 @@ class ModelSpec:
       ID classes only, with the others as its only (near) OOD set. fit_size / val_size: caps on its
       scorers' fit images (a count, or a fraction of the training set) and ID validation images. ood_sets: the experiment's OOD sets it is scored on
       (None: all). tags: extra fields added to its records (e.g. {"anchors": 5}).
+    checkpoint: a pretrained network to score instead of training one (`models.import_checkpoint`:
+      a torchvision / OOD-repository .pth or .safetensors, a BiT .npz, or an oodjax orbax workdir);
+      checkpoint_arch: the architecture the file must hold (None: what it holds; an orbax workdir
+      takes arch / model_kwargs).
     """
 
     name: str
@@ -163,8 +168,14 @@ class ModelSpec:
     val_size: int | None = None
     ood_sets: tuple[str, ...] | None = None
     tags: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    checkpoint: str | None = None
+    checkpoint_arch: str | None = None
 
     def __post_init__(self):
+        if self.checkpoint is not None and (self.anchoring or self.members or self.mc_samples or self.finetune_from
+                                            or self.head or self.outliers or self.classes):
+            raise ValueError(f"model {self.name!r}: a checkpoint is scored as it is; anchoring, members, "
+                             "mc_samples, finetune_from, head, outliers and classes need training")
         if self.members == 1 or self.members < 0:
             raise ValueError(f"model {self.name!r}: members must be 0 (one model) or >= 2 (an ensemble), "
                              f"got {self.members}")

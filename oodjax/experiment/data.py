@@ -105,6 +105,8 @@ def embedded_data(spec: EmbeddedData, k_split: jax.Array, k_test: jax.Array) -> 
     train_xy, val_xy = _split_train(spec.val_size, spec.train_size, x_all, y_all, k_split)
     suite = data.embedded_suite(x_te, far=spec.far_sets, resize=spec.resize_sets, corruptions=spec.corruptions,
                                 corruption_size=spec.corruption_size)
+    suite += [data.ood_set_from_arrays(o.name, _images(o, spec.image_size, spec.channels), val_fraction=0.2,
+                                       kind=o.kind) for o in spec.ood]
     return Data(train_xy, val_xy, (x_te, y_te), [cap(s, spec.ood_test_size) for s in suite], normalize,
                 (float(data.STD),))
 
@@ -120,6 +122,12 @@ def check_sources(exp: Experiment) -> None:
     before anything is loaded (data.check_prepared names what was looked for and where)."""
     spec = exp.data
     if not isinstance(spec, TfdsData):
+        for o in spec.ood:
+            if o.folder is not None and not Path(o.folder).is_dir():
+                raise FileNotFoundError(f"OOD set {o.name!r}: image folder {o.folder!r} does not exist")
+            if o.folder is None and o.name not in data.SYNTHETIC:
+                raise ValueError(f"OOD set {o.name!r}: the embedded suite's extra sets are image folders or "
+                                 f"synthetic ({sorted(data.SYNTHETIC)})")
         return
     data.check_prepared(spec.id_dataset, "train", spec.data_dir)
     data.check_prepared(spec.id_dataset, None, spec.data_dir)

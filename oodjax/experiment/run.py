@@ -81,6 +81,10 @@ def _train(exp: Experiment, b: Built, x: np.ndarray, y: np.ndarray, key: jax.Arr
     return members if spec.members else members[0]
 
 
+def _as_float32(images: np.ndarray) -> np.ndarray:
+    return np.asarray(images, np.float32)
+
+
 def run(exp: Experiment) -> dict[str, Any]:
     """Runs the experiment and writes its report (`report.write_report`). Returns {'records',
     'id_accuracies', 'summary', 'out_dir', 'seconds'}."""
@@ -102,9 +106,12 @@ def run(exp: Experiment) -> dict[str, Any]:
         base = k_near if spec.classes is not None else k_main
         k_train, k_fit, k_eval = jax.random.split(base, 3)
         b = build(exp, spec, num_classes=int(y_tr.max()) + 1)
+        if b.own_normalization:  # an imported network takes [0, 1] images and normalizes them itself
+            channels = md.train_xy[0].shape[-1]
+            md = md._replace(normalize=_as_float32, input_std=(1.0,) * channels)
         x_norm = normalized(x_tr, md.normalize)
         t = time.time()
-        variables = _train(exp, b, x_norm, y_tr, k_train, trained, out_norm)
+        variables = b.variables if b.variables is not None else _train(exp, b, x_norm, y_tr, k_train, trained, out_norm)
         phases[f"{spec.name}/train"], t = time.time() - t, time.time()
         trained[spec.name] = variables[0] if spec.members else variables
         model, variables = for_inference(b, variables, x_norm, jax.random.fold_in(base, 1))

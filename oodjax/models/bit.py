@@ -25,35 +25,45 @@ class StdConv(nn.Conv):
 class PreActBottleneck(nn.Module):
     width: int
     stride: int = 1
+    epsilon: float = 1e-5
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         out = 4 * self.width
-        pre = nn.relu(nn.GroupNorm(32)(x))
+        gn = lambda: nn.GroupNorm(32, epsilon=self.epsilon, use_fast_variance=False)  # noqa: E731
+        pre = nn.relu(gn()(x))
         shortcut = x
         if self.stride != 1 or x.shape[-1] != out:
             shortcut = StdConv(out, (1, 1), self.stride, use_bias=False, name="proj")(pre)
         y = StdConv(self.width, (1, 1), use_bias=False)(pre)
-        y = StdConv(self.width, (3, 3), self.stride, padding=1, use_bias=False)(nn.relu(nn.GroupNorm(32)(y)))
-        y = StdConv(out, (1, 1), use_bias=False)(nn.relu(nn.GroupNorm(32)(y)))
+        y = StdConv(self.width, (3, 3), self.stride, padding=1, use_bias=False)(nn.relu(gn()(y)))
+        y = StdConv(out, (1, 1), use_bias=False)(nn.relu(gn()(y)))
         return shortcut + y
 
 
 class ResNetV2(nn.Module):
+    """BiT-S/M R{50,101,152}x{width_factor}. widths (the bottlenecks' inner widths per stage) and
+    root_width default to 64 * width_factor * (1, 2, 4, 8) and 64 * width_factor. GroupNorm's
+    epsilon is 1e-5, as in BiT's PyTorch code (the GradNorm and RG papers' backbone)."""
+
     num_classes: int
     blocks: Sequence[int] = (3, 4, 23, 3)
     width_factor: int = 1
+    widths: Sequence[int] | None = None
+    root_width: int | None = None
+    epsilon: float = 1e-5
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
         del train  # GroupNorm: no batch statistics
         wf = self.width_factor
-        x = StdConv(64 * wf, (7, 7), 2, padding=3, use_bias=False, name="root")(x)
+        widths = self.widths or tuple(64 * wf * 2**i for i in range(len(self.blocks)))
+        x = StdConv(self.root_width or 64 * wf, (7, 7), 2, padding=3, use_bias=False, name="root")(x)
         x = nn.max_pool(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), (3, 3), strides=(2, 2))
         for i, n in enumerate(self.blocks):
             for j in range(n):
-                x = PreActBottleneck(64 * wf * 2**i, 2 if i > 0 and j == 0 else 1)(x)
+                x = PreActBottleneck(widths[i], 2 if i > 0 and j == 0 else 1, self.epsilon)(x)
             self.sow("intermediates", "maps", x)
-        x = nn.relu(nn.GroupNorm(32)(x))
+        x = nn.relu(nn.GroupNorm(32, epsilon=self.epsilon, use_fast_variance=False)(x))
         features = jnp.mean(x, axis=(1, 2))
         return nn.Dense(self.num_classes, name="head")(features), features

@@ -29,6 +29,7 @@ class DenseNet(nn.Module):
     init_features: int = 64
     compression: float = 0.5
     stem: str = "imagenet"
+    bn_size: int = 4
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
@@ -39,7 +40,7 @@ class DenseNet(nn.Module):
             x = Conv(2 * self.growth, (3, 3), padding=1)(x)
         for i, n in enumerate(self.blocks):
             for _ in range(n):
-                x = DenseLayer(self.growth)(x, train)
+                x = DenseLayer(self.growth, self.bn_size)(x, train)
             self.sow("intermediates", "maps", x)
             if i < len(self.blocks) - 1:
                 x = Conv(int(x.shape[-1] * self.compression), (1, 1))(nn.relu(_bn(train)(x)))

@@ -12,6 +12,7 @@ from oodjax.models.densenet import DenseNet
 from oodjax.models.heads import HEAD_EXTRAS, HEADS, WithHead
 from oodjax.models.resnet import cifar_resnet, resnet
 from oodjax.models.small_cnn import SmallCNN
+from oodjax.models.vit import VisionTransformer
 from oodjax.models.wrn import WideResNet
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
@@ -65,3 +66,5 @@ register_model("wrn40_2")(lambda num_classes, dropout=0.0: WideResNet(num_classe
 register_model("wrn28_10")(lambda num_classes, dropout=0.0: WideResNet(num_classes, 28, 10, dropout))
 register_model("densenet121")(lambda num_classes, stem="imagenet": DenseNet(num_classes, stem=stem))
 register_model("bit_r101x1")(lambda num_classes: ResNetV2(num_classes, (3, 4, 23, 3), 1))
+register_model("bit_r50x1")(lambda num_classes: ResNetV2(num_classes, (3, 4, 6, 3), 1))
+register_model("vit_b16")(lambda num_classes, **kw: VisionTransformer(num_classes, **kw))

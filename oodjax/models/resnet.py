@@ -37,15 +37,20 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
+    """width * 4 channels out; the inner 1x1 and 3x3 convolutions have width * base_width / 64
+    (128 in Wide ResNet-50-2); the stride is on the 3x3 convolution (torchvision's ResNet v1.5)."""
+
     width: int
     stride: int = 1
     expansion: int = 4
+    base_width: int = 64
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         out = self.width * self.expansion
-        y = nn.relu(_bn(train)(Conv(self.width, (1, 1))(x)))
-        y = nn.relu(_bn(train)(Conv(self.width, (3, 3), self.stride, padding=1)(y)))
+        inner = self.width * self.base_width // 64
+        y = nn.relu(_bn(train)(Conv(inner, (1, 1))(x)))
+        y = nn.relu(_bn(train)(Conv(inner, (3, 3), self.stride, padding=1)(y)))
         y = _bn(train)(Conv(out, (1, 1))(y))
         if self.stride != 1 or x.shape[-1] != out:
             x = _bn(train)(Conv(out, (1, 1), self.stride)(x))
@@ -61,6 +66,7 @@ class ResNet(nn.Module):
     bottleneck: bool = False
     stem: str = "cifar"
     shortcut: str = "conv"
+    base_width: int = 64
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
@@ -75,7 +81,7 @@ class ResNet(nn.Module):
             for j in range(n):
                 stride = 2 if i > 0 and j == 0 else 1
                 if self.bottleneck:
-                    x = Bottleneck(width, stride)(x, train)
+                    x = Bottleneck(width, stride, base_width=self.base_width)(x, train)
                 else:
                     x = BasicBlock(width, stride, self.shortcut)(x, train)
             self.sow("intermediates", "maps", x)
@@ -92,8 +98,9 @@ def cifar_resnet(depth: int, num_classes: int) -> ResNet:
 
 
 def resnet(depth: int, num_classes: int, stem: str = "cifar") -> ResNet:
-    """ResNet-18/34 (basic blocks) or ResNet-50 (bottlenecks), widths 64..512."""
-    stages = {18: ((2, 2, 2, 2), False), 34: ((3, 4, 6, 3), False), 50: ((3, 4, 6, 3), True)}
+    """ResNet-18/34 (basic blocks) or ResNet-50/101/152 (bottlenecks), widths 64..512."""
+    stages = {18: ((2, 2, 2, 2), False), 34: ((3, 4, 6, 3), False), 50: ((3, 4, 6, 3), True),
+              101: ((3, 4, 23, 3), True), 152: ((3, 8, 36, 3), True)}
     if depth not in stages:
         raise ValueError(f"depth must be one of {sorted(stages)}, got {depth}")
     sizes, bottleneck = stages[depth]
