@@ -12,7 +12,7 @@ import numpy as np
 from flax import traverse_util
 
 from oodjax.models._types import Model, Variables, from_flax
-from oodjax.models.imports._layouts import LAYOUTS, describe, detect
+from oodjax.models.imports._layouts import describe, detect
 from oodjax.models.imports._read import CheckpointError, read_state
 
 # The architectures a file can hold (the names `arch=` takes; detected ones are reported the same way).
