@@ -49,7 +49,7 @@ def _fixture(arch: str, tmp_path: Path) -> Path:
 
 def _shrink(exp, tmp_path: Path, models: int | None = None):
     def small(hyper):
-        return {k: (v[0], v[-1]) if k in ("temperatures", "epsilons") else v for k, v in hyper.items()}
+        return {k: (v[0], v[-1]) if k in ("temperatures", "epsilons") and v is not None else v for k, v in hyper.items()}
 
     specs = tuple(dataclasses.replace(m, checkpoint=str(_fixture(m.checkpoint_arch, tmp_path)), checkpoint_arch=None,
                                       scorers={k: (n, small(h)) for k, (n, h) in m.scorers.items()
@@ -100,3 +100,12 @@ def test_a_missing_checkpoint_is_named_before_any_work():
         assert run_cli.load_config("experiments/configs/imagenet_rg.py", variant).models[0].checkpoint_arch == variant
     with pytest.raises(ValueError, match="unknown variant"):
         run_cli.load_config("experiments/configs/imagenet_o.py", "vgg16")
+
+
+def test_a_checkpoint_of_other_classes_is_refused(tmp_path):
+    import tensorflow_datasets as tfds
+
+    exp = _shrink(run_cli.load_config("experiments/configs/imagenet_rg.py", "resnet50"), tmp_path)
+    ten = dataclasses.replace(exp.models[0], checkpoint=str(FIX / "torchvision_resnet50.safetensors"))
+    with tfds.testing.mock_data(num_examples=40), pytest.raises(ValueError, match="has 10 classes, but imagenet"):
+        run(dataclasses.replace(exp, models=(ten,)))

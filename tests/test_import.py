@@ -4,6 +4,7 @@ statistics, eval mode), and the importer's errors."""
 
 import pickle
 import re
+import struct
 import zipfile
 from pathlib import Path
 
@@ -181,3 +182,89 @@ def test_cli_scores_a_checkpoint_without_training_and_takes_an_ood_folder(tmp_pa
     assert "holds a cifar_resnet18" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run_cli.main([*argv[:5], "--arch", "resnet50"])  # --arch without --checkpoint
+
+
+def test_imagenet_pass_bench_times_an_imported_network(capsys):
+    from experiments.benchmarks import imagenet_pass_bench
+
+    assert imagenet_pass_bench.main(["--checkpoint", str(FIX / "torchvision_resnet18.pth"), "--image-size", "32",
+                                     "--images", "96", "--small", "32", "--batch", "16", "--pool", "40",
+                                     "--workers", "2", "--scorers", "msp,gradnorm"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| msp", "| gradnorm"))]
+    assert len(rows) == 2 and all(float(r.split("|")[2]) > 0 for r in rows)
+
+
+def _tensor_pickle(size: tuple[int, ...], stride: tuple[int, ...], numel: int) -> bytes:
+    """A torch zip checkpoint's data.pkl written opcode by opcode (no torch here): {"w": a float32
+    tensor of `size` and `stride` over storage "0" of `numel` elements}."""
+    def s(text: str) -> bytes:
+        return b"X" + struct.pack("<I", len(text)) + text.encode()
+
+    def ints(values) -> bytes:
+        return b"(" + b"".join(b"J" + struct.pack("<i", v) for v in values) + b"t"
+
+    pid = b"(" + s("storage") + b"ctorch\nFloatStorage\n" + s("0") + s("cpu") + b"J" + struct.pack("<i", numel) + b"tQ"
+    args = b"(" + pid + b"K\x00" + ints(size) + ints(stride) + b"\x89" + b"ccollections\nOrderedDict\n)R" + b"t"
+    return b"\x80\x02}" + s("w") + b"ctorch._utils\n_rebuild_tensor_v2\n" + args + b"Rs."
+
+
+def _zip_checkpoint(path: Path, pkl: bytes, data: bytes) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", pkl)
+        z.writestr("archive/data/0", data)
+    return path
+
+
+def test_reader_checks_tensor_bounds_storage_sizes_and_the_legacy_header(tmp_path):
+    values = np.arange(6, dtype=np.float32)
+    ok = _zip_checkpoint(tmp_path / "ok.pth", _tensor_pickle((2, 3), (1, 2), 6), values.tobytes())
+    np.testing.assert_array_equal(read_state(ok)["w"], values.reshape(3, 2).T)  # a transposed view
+    far = _zip_checkpoint(tmp_path / "far.pth", _tensor_pickle((1 << 24,), (1,), 6), values.tobytes())
+    with pytest.raises(CheckpointError, match="reads element 16777215 of a storage of 6"):
+        read_state(far)
+    short = _zip_checkpoint(tmp_path / "short.pth", _tensor_pickle((2, 3), (3, 1), 6), values[:4].tobytes())
+    with pytest.raises(CheckpointError, match="holds 16 bytes, not 6 x 4"):
+        read_state(short)
+
+    class Boom:
+        def __reduce__(self):
+            import os
+
+            return os.system, ("echo pwned > " + str(tmp_path / "pwned"),)
+
+    (tmp_path / "legacy.pth").write_bytes(pickle.dumps(Boom()))  # not a zip: the legacy reader's header
+    with pytest.raises(CheckpointError, match="header holds a (posix|os).system object"):
+        read_state(tmp_path / "legacy.pth")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_architecture_errors_name_the_problem(tmp_path):
+    state = _state("torchvision_resnet50.safetensors")
+    grouped = {**state, "layer1.0.conv2.weight": state["layer1.0.conv2.weight"][:, :2]}  # groups = 2: ResNeXt
+    save_file(grouped, str(tmp_path / "resnext.safetensors"))
+    with pytest.raises(CheckpointError, match="ResNeXt"):
+        import_checkpoint(tmp_path / "resnext.safetensors")
+    cifar = {k: v for k, v in _state("cifar_resnet18.pth").items() if k != "fc.weight"}
+    save_file(cifar, str(tmp_path / "nofc.safetensors"))
+    with pytest.raises(CheckpointError, match="lacks 'fc.weight'"):
+        import_checkpoint(tmp_path / "nofc.safetensors")
+    with pytest.raises(ValueError, match="mean and std together"):
+        import_checkpoint(FIX / "cifar_resnet18.pth", mean=(0.5, 0.5, 0.5))
+
+
+def test_folder_images_read_rows_lazily_as_load_image_folder_does(tmp_path):
+    from PIL import Image
+
+    from oodjax import data
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "sub").mkdir()
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(tmp_path / "sub" / f"{i}.png")
+    folder = data.FolderImages(tmp_path, 16, 3, "bicubic")
+    whole = data.load_image_folder(tmp_path, 16, 3, resample="bicubic")
+    assert folder.shape == whole.shape == (5, 16, 16, 3)
+    np.testing.assert_array_equal(folder[np.asarray([4, 1])], whole[[4, 1]])
+    (tmp_path / "sub" / "9.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    with pytest.raises(ValueError, match="9.jpg: cannot read this image"):
+        data.FolderImages(tmp_path, 16)[np.arange(6)]

@@ -134,3 +134,12 @@ def test_gram_score_against_numpy(key):
     assert np.all(np.asarray(scores.gram(ModelOutputs(f32(logits), f32(logits), maps=tuple(map(f32, train))), state)) == 0)
     with pytest.raises(ValueError, match="powers"):
         scores.get("gram", powers=(0, 1))
+
+
+def test_odin_without_a_grid_is_fixed_and_needs_no_ood_validation():
+    fixed = scores.get("odin", temperature=100.0, epsilon=0.002, temperatures=None, epsilons=None)
+    assert fixed.tune is None and scores.get("odin").tune is not None
+    state = fixed.fit(None)
+    assert (float(state.temperature), float(state.epsilon)) == pytest.approx((100.0, 0.002))
+    with pytest.raises(ValueError, match="temperatures and epsilons together"):
+        scores.get("odin", temperatures=None)

@@ -3,6 +3,7 @@
 
     python -m experiments.benchmarks.imagenet_pass_bench                    # ResNet-50, 50000 images (a GPU)
     python -m experiments.benchmarks.imagenet_pass_bench --images 512 --small 128 --image-size 32 --model resnet20
+    python -m experiments.benchmarks.imagenet_pass_bench --checkpoint resnet50-0676ba61.pth   # an imported network
 
 The images are synthetic (uniform pixels, a pool of --pool distinct images cycled by index; a batch
 that does not wrap around the pool is a view, so no decoding or copying is timed), streamed by
@@ -54,10 +55,11 @@ class Synthetic:
             yield self[i : i + batch_size]
 
 
-def seconds(model, variables, scorer: str, pool: np.ndarray, n: int, batch: int, workers: int) -> float:
+def seconds(model, variables, scorer: str, pool: np.ndarray, n: int, batch: int, workers: int,
+            own_normalization: bool = False) -> float:
     ood = data.OODSet("synthetic_ood", Synthetic(pool[::-1], 256), Synthetic(pool[::-1], 1024))
-    ev = EvalData(pool[:1], np.zeros(1, np.int32), Synthetic(pool, 256), Synthetic(pool, n), [ood],
-                  data.normalize, (float(data.STD),))
+    normalize, std = (np.asarray, (1.0,) * 3) if own_normalization else (data.normalize, (float(data.STD),))
+    ev = EvalData(pool[:1], np.zeros(1, np.int32), Synthetic(pool, 256), Synthetic(pool, n), [ood], normalize, std)
     t = time.perf_counter()
     evaluate(model, variables, build_scorers({scorer: SCORERS[scorer]}), ev, key=jax.random.key(2),
              batch_size=batch, progress=False, read_workers=workers)
@@ -74,25 +76,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pool", type=int, default=512)
     p.add_argument("--scorers", default=",".join(SCORERS))
     p.add_argument("--workers", type=int, default=8, help="evaluate's reading threads")
+    p.add_argument("--checkpoint", default=None, help="time this imported network (models.import_checkpoint) instead")
     a = p.parse_args(argv)
     chosen = a.scorers.split(",")
     if not set(chosen) <= set(SCORERS) or not 0 < a.small < a.images or a.batch < 1 or a.pool < 1 or a.workers < 1:
         p.error(f"--scorers from {sorted(SCORERS)}; need 0 < --small < --images, --batch, --pool, --workers >= 1")
-    stem = {"stem": "imagenet"} if a.image_size >= 128 and a.model.startswith("resnet") else {}
-    classes = 1000 if a.image_size >= 128 else 10
-    m = models.get(a.model, num_classes=classes, image_size=a.image_size, **stem)
-    v = m.init(jax.random.key(0))
+    if a.checkpoint:
+        m, v = models.import_checkpoint(a.checkpoint, image_size=a.image_size)
+        a.model, classes = a.checkpoint, None
+    else:
+        stem = {"stem": "imagenet"} if a.image_size >= 128 and a.model.startswith("resnet") else {}
+        classes = 1000 if a.image_size >= 128 else 10
+        m = models.get(a.model, num_classes=classes, image_size=a.image_size, **stem)
+        v = m.init(jax.random.key(0))
     pool = np.random.default_rng(0).random((a.pool, a.image_size, a.image_size, 3), np.float32)
     dev = jax.devices()
-    print(f"{a.model} ({classes} classes), {a.image_size} px, batch {a.batch}, {len(dev)} x {dev[0].platform} "
+    print(f"{a.model} ({classes or 'its'} classes), {a.image_size} px, batch {a.batch}, {len(dev)} x {dev[0].platform} "
           f"({dev[0].device_kind}), jax {jax.__version__}, {a.workers} reading threads; {a.images} ID test images "
           f"(marginal over {a.small})")
     print("| scorer | images/s (marginal) | s, big pass | s, small pass | s, first (compiling) small pass |")
     print("|---|---|---|---|---|")
     for name in chosen:
-        first = seconds(m, v, name, pool, a.small, a.batch, a.workers)
-        small = seconds(m, v, name, pool, a.small, a.batch, a.workers)
-        big = seconds(m, v, name, pool, a.images, a.batch, a.workers)
+        first = seconds(m, v, name, pool, a.small, a.batch, a.workers, bool(a.checkpoint))
+        small = seconds(m, v, name, pool, a.small, a.batch, a.workers, bool(a.checkpoint))
+        big = seconds(m, v, name, pool, a.images, a.batch, a.workers, bool(a.checkpoint))
         rate = (a.images - a.small) / (big - small)
         print(f"| {name} | {rate:.0f} | {big:.1f} | {small:.1f} | {first:.1f} |", flush=True)
     return 0

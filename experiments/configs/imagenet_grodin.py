@@ -13,7 +13,7 @@ from oodjax.experiment import OODSpec
 
 TEMPERATURES = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
 EPSILONS = tuple(round(0.0002 * i, 4) for i in range(21))  # 21 values in [0, 0.004]
-GRID = {"temperatures": TEMPERATURES, "epsilons": EPSILONS}
+GRID = {"temperatures": TEMPERATURES, "epsilons": EPSILONS, "criterion": "auroc"}  # the paper tunes on ROC-AUC
 SCORERS = {"MSP": ("msp", {}), "ML": ("max_logit", {}), "ODIN": ("odin", GRID),
            "GRODIN G": ("grodin_g", GRID), "GRODIN SG": ("grodin_sg", GRID)}
 OOD = (folder("ImageNet-O", "imagenet-o"), OODSpec("imagenet_a"), OODSpec("imagenet_r", kind="covariate"),

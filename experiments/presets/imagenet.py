@@ -31,8 +31,6 @@ CHECKPOINTS: dict[str, tuple[str, str]] = {
                         "https://download.pytorch.org/models/wide_resnet50_2-95faca4d.pth"),
     "densenet121": ("densenet121-a639ec97.pth", "https://download.pytorch.org/models/densenet121-a639ec97.pth"),
     "bit_r101x1": ("BiT-S-R101x1.npz", "https://storage.googleapis.com/bit_models/BiT-S-R101x1.npz"),
-    "vit_b16": ("ViT-B_16-i21k-300ep-lr_0.001-aug_medium1-wd_0.1-do_0.0-sd_0.0--imagenet2012-steps_20k-lr_0.01"
-                "-res_224.npz", "https://storage.googleapis.com/vit_models/augreg/ (big_vision layout)"),
 }
 METRICS = ("fpr95", "auroc", "aupr_in", "aupr_out")
 

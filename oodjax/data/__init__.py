@@ -5,7 +5,7 @@ from oodjax.data.embedded import (
     heldout_classes,
 )
 from oodjax.data.fashion_mnist import CLASS_NAMES, MEAN, STD, find_data_dir, load_fashion_mnist, normalize, read_idx
-from oodjax.data.indexed import ArrayImages, Indexed, Normalized, NotIndexable, Rows, TfdsImages, rows
+from oodjax.data.indexed import ArrayImages, FolderImages, Indexed, Normalized, NotIndexable, Rows, TfdsImages, rows
 from oodjax.data.ood_set import (
     OODSet, definition_key, ood_set_from_arrays, ood_set_from_indexed, ood_set_from_tfds, split_indices,
 )
@@ -19,7 +19,7 @@ from oodjax.data.tfds_build import build_synthetic_tfds, synthetic_images
 from oodjax.data.tfds_sources import NORMALIZATION, TFDS_DATASETS, TfdsSource, check_prepared, tfds_builder_and_split
 
 __all__ = [
-    "ArrayImages", "Indexed", "Normalized", "NotIndexable", "Rows", "TfdsImages", "ood_set_from_indexed", "rows",
+    "ArrayImages", "FolderImages", "Indexed", "Normalized", "NotIndexable", "Rows", "TfdsImages", "ood_set_from_indexed", "rows",
     "build_synthetic_tfds", "prefetch", "prefetch_map", "synthetic_images",
     "ArraySource", "CLASS_NAMES", "CORRUPTIONS", "SYNTHETIC", "auxiliary_outliers", "COVARIATE_CORRUPTIONS", "FAR_SETS", "ImageSource", "MEAN",
     "NORMALIZATION", "OODSet", "normalize", "RESAMPLING", "RESIZE_SETS", "STD", "TFDS_DATASETS", "TfdsSource", "check_images", "check_prepared",

@@ -75,24 +75,43 @@ def to_channels(images: np.ndarray, channels: int) -> np.ndarray:
     raise ValueError(f"cannot convert {c} channels to {channels}")
 
 
+def image_files(path: str | os.PathLike) -> list[Path]:
+    """The image files below `path`, sorted by path; FileNotFoundError if there are none."""
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} does not exist")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {root}")
+    return files
+
+
+def read_images(files: list[Path], image_size: int, channels: int, resample: str) -> np.ndarray:
+    """(N, S, S, channels) float32 in [0, 1] of `files`, each resized with Pillow's `resample`;
+    ValueError naming a file Pillow cannot read."""
+    mode = "L" if channels == 1 else "RGB"
+    out = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                out.append(np.asarray(im.convert(mode).resize((image_size, image_size), RESAMPLING[resample])))
+        except (OSError, ValueError, SyntaxError) as e:  # Pillow's errors for damaged or unknown files
+            raise ValueError(f"{f}: cannot read this image ({e}); remove or replace it") from e
+    stacked = np.stack(out) if out else np.zeros((0, image_size, image_size), np.uint8)
+    return (stacked.reshape(len(files), image_size, image_size, channels) / 255.0).astype(np.float32)
+
+
 def load_image_folder(
     path: str | os.PathLike, image_size: int, channels: int = 3, limit: int | None = None,
     resample: str = "bilinear",
 ) -> np.ndarray:
     """All images below `path` (sorted by path; LSUN, iSUN, TinyImageNet, ImageNet-O folders),
     resized to image_size x image_size with Pillow's `resample` filter (nearest, bilinear, bicubic,
-    lanczos: the resize-artifact sets of paper 000, Table 7). Returns (N, S, S, channels) in [0, 1]."""
+    lanczos: the resize-artifact sets of paper 000, Table 7). Returns (N, S, S, channels) in [0, 1].
+    A large folder is better read batch by batch: `data.FolderImages`."""
     if resample not in RESAMPLING:
         raise ValueError(f"resample must be one of {sorted(RESAMPLING)}, got {resample!r}")
-    root = Path(path)
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    files = image_files(path)[:limit]
     if not files:
-        raise FileNotFoundError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {root}")
-    mode = "L" if channels == 1 else "RGB"
-    out = np.stack([
-        np.asarray(Image.open(f).convert(mode).resize((image_size, image_size), RESAMPLING[resample]))
-        for f in files
-    ])
-    return (out.reshape(len(files), image_size, image_size, channels) / 255.0).astype(np.float32)
+        raise FileNotFoundError(f"no image files under {path} with limit={limit}")
+    return read_images(files, image_size, channels, resample)

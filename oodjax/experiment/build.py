@@ -76,7 +76,7 @@ def _imported(spec: ModelSpec, arch: str, kwargs: dict[str, Any], channels: int,
                                                   image_size=image_size, **kwargs)
         return net, variables, False
     if channels != 3:
-        raise ValueError(f"model {spec.name!r}: {path.name} takes RGB images; set the data's channels=3")
+        raise models.CheckpointError(f"model {spec.name!r}: {path.name} takes RGB images; set the data's channels=3")
     net, variables = models.import_checkpoint(path, spec.checkpoint_arch, image_size=image_size)
     return net, variables, True
 

@@ -105,10 +105,18 @@ def embedded_data(spec: EmbeddedData, k_split: jax.Array, k_test: jax.Array) -> 
     train_xy, val_xy = _split_train(spec.val_size, spec.train_size, x_all, y_all, k_split)
     suite = data.embedded_suite(x_te, far=spec.far_sets, resize=spec.resize_sets, corruptions=spec.corruptions,
                                 corruption_size=spec.corruption_size)
-    suite += [data.ood_set_from_arrays(o.name, _images(o, spec.image_size, spec.channels), val_fraction=0.2,
-                                       kind=o.kind) for o in spec.ood]
+    suite += [_extra_ood_set(o, spec.image_size, spec.channels, 0.2) for o in spec.ood]
     return Data(train_xy, val_xy, (x_te, y_te), [cap(s, spec.ood_test_size) for s in suite], normalize,
                 (float(data.STD),))
+
+
+def _extra_ood_set(spec: OODSpec, image_size: int, channels: int, val_fraction: float) -> OODSet:
+    """An image folder (read batch by batch) or synthetic noise as an OOD set."""
+    if spec.folder is not None:
+        images = data.FolderImages(spec.folder, image_size, channels, spec.resample)
+        return data.ood_set_from_indexed(spec.name, images, val_fraction=val_fraction, kind=spec.kind)
+    return data.ood_set_from_arrays(spec.name, _images(spec, image_size, channels), val_fraction=val_fraction,
+                                    kind=spec.kind)
 
 
 def _images(spec: OODSpec, image_size: int, channels: int) -> np.ndarray:
@@ -168,8 +176,7 @@ def tfds_data(spec: TfdsData, k_split: jax.Array, k_test: jax.Array) -> Data:
     ood_sets = []
     for o in spec.ood:
         if o.folder is not None or o.name in data.SYNTHETIC:
-            oset = data.ood_set_from_arrays(o.name, _images(o, spec.image_size, spec.channels),
-                                            val_fraction=spec.ood_val_percent / 100, kind=o.kind)
+            oset = _extra_ood_set(o, spec.image_size, spec.channels, spec.ood_val_percent / 100)
         else:
             oset = data.ood_set_from_tfds(o.name, split=o.split, val_percent=spec.ood_val_percent, kind=o.kind, **src)
         ood_sets.append(cap(oset, spec.ood_test_size))

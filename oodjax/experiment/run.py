@@ -111,6 +111,12 @@ def run(exp: Experiment) -> dict[str, Any]:
             md = md._replace(normalize=_as_float32, input_std=(1.0,) * channels)
         x_norm = normalized(x_tr, md.normalize)
         t = time.time()
+        if b.variables is not None and b.net.head is not None:  # an imported network must know the data's classes
+            classes = int(b.net.head(b.variables).kernel.shape[-1])
+            top = max(int(np.max(y_tr)), int(np.max(y_te)))
+            if top >= classes:
+                raise ValueError(f"model {spec.name!r}: the checkpoint has {classes} classes, but "
+                                 f"{exp.data.id_name}'s labels go up to {top}: it was trained on other classes")
         variables = b.variables if b.variables is not None else _train(exp, b, x_norm, y_tr, k_train, trained, out_norm)
         phases[f"{spec.name}/train"], t = time.time() - t, time.time()
         trained[spec.name] = variables[0] if spec.members else variables

@@ -139,17 +139,20 @@ def check_grid(temperatures: Sequence[float], epsilons: Sequence[float], criteri
 def _odin(
     temperature: float = 1000.0,
     epsilon: float = 0.0014,
-    temperatures: Sequence[float] = ODIN_TEMPERATURES,
-    epsilons: Sequence[float] = ODIN_EPSILONS,
+    temperatures: Sequence[float] | None = ODIN_TEMPERATURES,
+    epsilons: Sequence[float] | None = ODIN_EPSILONS,
     tune_size: int | None = None,
     criterion: str = "fpr95",
 ) -> Scorer:
     """ODIN. `tune` grid-searches T x eps per OOD validation set; (temperature, epsilon) are the
-    values used untuned. epsilons=(0.0,) gives "MSP + tuned T" (Baseline+T of paper 001).
+    values used untuned. epsilons=(0.0,) gives "MSP + tuned T" (Baseline+T of paper 001);
+    temperatures=epsilons=None: no tuning, ODIN at (temperature, epsilon) (no OOD validation needed).
     tune_size caps the validation images used for tuning (first n of each split); criterion: "fpr95"
     (ODIN) or "auroc" (GRODIN's protocol). The model arrives as ModelOutputs.model (a `Predict`)."""
     _check_step(temperature, epsilon)
-    grid = check_grid(temperatures, epsilons, criterion)
+    if (temperatures is None) != (epsilons is None):
+        raise ValueError("give temperatures and epsilons together (a grid to tune), or neither (fixed T and eps)")
+    grid = None if temperatures is None else check_grid(temperatures, epsilons, criterion)
 
     def fit(data: FitData) -> OdinState:
         del data
@@ -159,6 +162,6 @@ def _odin(
         require(out, "odin", INPUTS, MODEL)
         return odin(out.model, out.inputs, state.temperature, state.epsilon, out.model.input_std)
 
-    tune = grid_tuner({"temperature": grid.temperatures, "epsilon": grid.epsilons}, criterion, tune_size,
-                      grid_scores=perturbed_grid_scores(_msp_of))
+    tune = None if grid is None else grid_tuner({"temperature": grid.temperatures, "epsilon": grid.epsilons},
+                                                criterion, tune_size, grid_scores=perturbed_grid_scores(_msp_of))
     return Scorer(fit, score, frozenset({INPUTS, MODEL}), tune)

@@ -111,6 +111,8 @@ def import_checkpoint(path: str | Path, arch: str | None = None, *, image_size: 
     architecture the file holds when it is not `arch`.
     """
     path = Path(path)
+    if (mean is None) != (std is None):
+        raise ValueError("give mean and std together (or neither: the source's normalization)")
     if path.is_dir():
         model, variables = _import_orbax(path, arch, {**model_kwargs, **({"image_size": image_size} if image_size else {})})
         return (normalized(model, mean, std) if mean is not None or std is not None else model), variables

@@ -27,6 +27,12 @@ State = dict[str, np.ndarray]
 Flat = dict[tuple[str, ...], np.ndarray]
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 CIFAR10 = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+CIFAR100 = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
+
+
+def _cifar_norm(classes: int):
+    """CIFAR-100's statistics for a 100-class network, CIFAR-10's otherwise (override with mean=, std=)."""
+    return CIFAR100 if classes == 100 else CIFAR10
 BIT = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
 
@@ -91,8 +97,15 @@ def _count(state: State, pattern: str) -> int:
     return len({m.group(1) for k in state if (m := rx.match(k))})
 
 
+def _shape(state: State, key: str) -> tuple[int, ...]:
+    """The shape of a parameter the layout reads its architecture off (CheckpointError if absent)."""
+    if key not in state:
+        raise CheckpointError(f"the checkpoint lacks {key!r}, which its layout needs")
+    return tuple(int(n) for n in np.shape(state[key]))
+
+
 def _out(state: State, key: str) -> int:
-    return int(state[key].shape[0])
+    return _shape(state, key)[0]
 
 
 # --- torchvision ResNet-18/34/50/101/152, Wide ResNet-50-2/101-2 (and the same layout at any width)
@@ -111,6 +124,8 @@ def _tv_resnet_arch(state: State) -> str | None:
     if state["conv1.weight"].shape[-1] != 7 or any(".shortcut." in k for k in state):
         return None
     bottleneck = "layer1.0.conv3.weight" in state
+    if bottleneck and _shape(state, "layer1.0.conv2.weight")[1] != _out(state, "layer1.0.conv1.weight"):
+        return "resnext (grouped convolutions)"
     depth = _TV_DEPTHS.get((bottleneck, _tv_stages(state)))
     if depth is None:
         return f"resnet with {'bottleneck' if bottleneck else 'basic'} blocks {_tv_stages(state)}"
@@ -122,6 +137,8 @@ def _tv_resnet_arch(state: State) -> str | None:
 def _tv_resnet(state: State, image_size: int | None) -> Built:
     r = _Reader(state)
     bottleneck = "layer1.0.conv3.weight" in state
+    if bottleneck and _shape(state, "layer1.0.conv2.weight")[1] != _out(state, "layer1.0.conv1.weight"):
+        raise CheckpointError("grouped 3x3 convolutions (ResNeXt) are not in the zoo")
     stages = _tv_stages(state)
     last = "conv3" if bottleneck else "conv2"
     widths = tuple(_out(state, f"layer{i}.0.{last}.weight") // (4 if bottleneck else 1) for i in range(1, 5))
@@ -215,7 +232,8 @@ def _cifar_wrn(state: State, image_size: int | None) -> Built:
             b += 1
     r.bn("bn1", "BatchNorm_0")
     r.dense("fc", "head")
-    return r.built(WideResNet(_out(state, "fc.weight"), 6 * n + 4, widen), CIFAR10, image_size or 32)
+    classes = _out(state, "fc.weight")
+    return r.built(WideResNet(classes, 6 * n + 4, widen), _cifar_norm(classes), image_size or 32)
 
 
 # --- OpenOOD's ResNet18_32x32 (3x3 stem, no max-pool, "shortcut" projections)
@@ -246,7 +264,8 @@ def _cifar_resnet(state: State, image_size: int | None) -> Built:
                 r.bn(f"{p}.shortcut.1", blk, "BatchNorm_2")
             b += 1
     r.dense("fc", "head")
-    return r.built(ResNet(_out(state, "fc.weight"), stages, widths, stem="cifar"), CIFAR10, image_size or 32)
+    classes = _out(state, "fc.weight")
+    return r.built(ResNet(classes, stages, widths, stem="cifar"), _cifar_norm(classes), image_size or 32)
 
 
 # --- BiT ResNetV2 (.npz of the official big_transfer release: BiT-S/M R50x1, R101x1, ...)
@@ -263,7 +282,7 @@ def _bit_arch(state: State) -> str | None:
     if f"{_BIT}root_block/standardized_conv2d/kernel" not in state:
         return None
     units = _bit_units(state)
-    wf = state[f"{_BIT}root_block/standardized_conv2d/kernel"].shape[-1] // 64
+    wf = _shape(state, f"{_BIT}root_block/standardized_conv2d/kernel")[-1] // 64
     return f"bit_r{_BIT_DEPTHS[units]}x{max(wf, 1)}" if units in _BIT_DEPTHS else f"bit resnetv2 with units {units}"
 
 
@@ -291,8 +310,8 @@ def _bit(state: State, image_size: int | None) -> Built:
     head = r.get(f"{_BIT}head/conv2d/kernel")
     r.put(("params", "head", "kernel"), head.reshape(head.shape[-2], head.shape[-1]))
     r.put(("params", "head", "bias"), r.get(f"{_BIT}head/conv2d/bias"))
-    widths = tuple(int(state[f"{_BIT}block{i}/unit01/a/{conv}"].shape[-1]) for i in range(1, 5))
-    root = int(state[f"{_BIT}root_block/{conv}"].shape[-1])
+    widths = tuple(_shape(state, f"{_BIT}block{i}/unit01/a/{conv}")[-1] for i in range(1, 5))
+    root = _shape(state, f"{_BIT}root_block/{conv}")[-1]
     module = ResNetV2(int(head.shape[-1]), units, widths=widths, root_width=root)
     return r.built(module, BIT, image_size or 224)
 
@@ -306,14 +325,15 @@ def _bv_blocks(state: State) -> tuple[int, bool]:
     """(depth, whether the blocks are stacked on a leading axis: big_vision's scan=True)."""
     stacked = f"{_BV}Transformer/encoderblock/LayerNorm_0/scale"
     if stacked in state:
-        return int(state[stacked].shape[0]), True
+        return _shape(state, stacked)[0], True
     return _count(state, rf"{_BV}Transformer/encoderblock_(\d+)/LayerNorm_0/scale$"), False
 
 
 def _vit_arch(state: State) -> str | None:
     if f"{_BV}embedding/kernel" not in state or f"{_BV}Transformer/encoder_norm/scale" not in state:
         return None
-    patch, width, depth = state[f"{_BV}embedding/kernel"].shape[0], state[f"{_BV}embedding/kernel"].shape[-1], _bv_blocks(state)[0]
+    kernel = _shape(state, f"{_BV}embedding/kernel")
+    patch, width, depth = kernel[0], kernel[-1], _bv_blocks(state)[0]
     known = {(16, 768, 12): "vit_b16", (32, 768, 12): "vit_b32", (16, 1024, 24): "vit_l16", (16, 384, 12): "vit_s16"}
     return known.get((patch, width, depth), f"vit with patch {patch}, width {width}, depth {depth}")
 
@@ -336,13 +356,13 @@ def _vit(state: State, image_size: int | None) -> Built:
                 r.put(("params", "Transformer", f"encoderblock_{i}", *rest[1:]), value[i])
         else:
             r.put(("params", "Transformer", *rest), value)
-    kernel = state[f"{_BV}embedding/kernel"]
-    patch, width = int(kernel.shape[0]), int(kernel.shape[-1])
+    kernel = _shape(state, f"{_BV}embedding/kernel")
+    patch, width = kernel[0], kernel[-1]
     q = f"{_BV}Transformer/encoderblock{'' if stacked else '_0'}/MultiHeadDotProductAttention_0/query/kernel"
     mlp = f"{_BV}Transformer/encoderblock{'' if stacked else '_0'}/MlpBlock_0/Dense_0/kernel"
-    heads, mlp_dim = int(state[q].shape[-2]), int(state[mlp].shape[-1])
-    tokens = int(state[f"{_BV}pos_embedding"].shape[1])
-    module = VisionTransformer(int(state[f"{_BV}head/bias"].shape[-1]), patch, width, depth, heads, mlp_dim,
+    heads, mlp_dim = _shape(state, q)[-2], _shape(state, mlp)[-1]
+    tokens = _shape(state, f"{_BV}pos_embedding")[1]
+    module = VisionTransformer(_shape(state, f"{_BV}head/bias")[-1], patch, width, depth, heads, mlp_dim,
                                pool="tok" if f"{_BV}cls" in state else "gap")
     return r.built(module, BIT, image_size or patch * int(round(tokens**0.5)))
 

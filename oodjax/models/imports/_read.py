@@ -64,11 +64,25 @@ class _Tensor:
 
     def array(self) -> np.ndarray:
         data = self.storage.data
-        if not self.size:
-            return _widen(data[self.offset : self.offset + 1].reshape(()), self.storage.dtype).copy()
-        strides = tuple(s * data.itemsize for s in self.stride)
-        view = np.lib.stride_tricks.as_strided(data[self.offset :], self.size, strides)
+        offset, size, stride = self.offset, self.size, self.stride
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (offset, *size, *stride))
+        if not ints or offset < 0 or min(size, default=0) < 0 or min(stride, default=0) < 0 or len(size) != len(stride):
+            raise CheckpointError(f"a tensor with offset {offset}, size {size}, stride {stride} is malformed")
+        if all(size):  # the last element read must lie inside the storage (as_strided does not check)
+            last = offset + sum((n - 1) * st for n, st in zip(size, stride))
+            if last >= data.size:
+                raise CheckpointError(f"a tensor reads element {last} of a storage of {data.size}: the file is damaged")
+        if not size:
+            return _widen(data[offset : offset + 1].reshape(()), self.storage.dtype).copy()
+        view = np.lib.stride_tricks.as_strided(data[offset:], size, tuple(st * data.itemsize for st in stride))
         return _widen(np.array(view), self.storage.dtype)
+
+
+class _Plain(pickle.Unpickler):
+    """Plain values only (the legacy format's header): every class is refused."""
+
+    def find_class(self, module: str, name: str):
+        raise pickle.UnpicklingError(f"the file's header holds a {module}.{name} object; it is not a PyTorch checkpoint")
 
 
 class _Unpickler(pickle.Unpickler):
@@ -99,10 +113,19 @@ class _Unpickler(pickle.Unpickler):
         )
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
             raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
         storage_type, key, numel = pid[1], str(pid[2]), pid[4]
-        dtype = getattr(storage_type, "dtype", storage_type)
+        if len(pid) > 5 and pid[5] is not None:
+            raise pickle.UnpicklingError("storage views (torch < 1.0 files) are not supported; re-save the state dict")
+        if isinstance(storage_type, _StorageType):
+            dtype = storage_type.dtype
+        elif any(storage_type is d for d in _DTYPES.values()):
+            dtype = storage_type
+        else:
+            raise pickle.UnpicklingError(f"a storage of type {storage_type!r} is not a tensor storage")
+        if not isinstance(numel, int) or numel < 0:
+            raise pickle.UnpicklingError(f"a storage of {numel!r} elements")
         return self._load_storage(key, dtype, numel)
 
 
@@ -115,8 +138,12 @@ def _torch_zip(path: Path) -> Any:
         root = pkl[0][: -len("data.pkl")]
 
         def load(key: str, dtype: Any, numel: int) -> _Storage:
-            raw = z.read(f"{root}data/{key}")
-            return _Storage(np.frombuffer(raw, _numpy_dtype(dtype)), dtype)
+            name = f"{root}data/{key}"
+            itemsize = _numpy_dtype(dtype).itemsize
+            if z.getinfo(name).file_size != numel * itemsize:
+                raise CheckpointError(f"{path}: storage {key} holds {z.getinfo(name).file_size} bytes, not "
+                                      f"{numel} x {itemsize}")
+            return _Storage(np.frombuffer(z.read(name), _numpy_dtype(dtype)), dtype)
 
         return _materialize(_Unpickler(io.BytesIO(z.read(pkl[0])), load).load())
 
@@ -124,24 +151,32 @@ def _torch_zip(path: Path) -> Any:
 def _torch_legacy(path: Path) -> Any:
     """The pre-1.6 format: magic, protocol, sys info, the pickled object, its storage keys, then each
     storage (sorted by key) as an int64 element count and its bytes."""
+    size = path.stat().st_size
     with open(path, "rb") as f:
-        magic = pickle.load(f)  # noqa: S301 - three plain ints/dicts, read before the restricted part
+        magic = _Plain(f).load()  # magic number, protocol version, sys info: plain values
         if magic != 0x1950A86A20F9469CFC6C:
             raise CheckpointError(f"{path}: not a PyTorch checkpoint (no zip archive, no legacy magic number)")
-        pickle.load(f)  # noqa: S301 - protocol version
-        pickle.load(f)  # noqa: S301 - sys info
+        _Plain(f).load()
+        _Plain(f).load()
         storages: dict[str, _Storage] = {}
 
         def load(key: str, dtype: Any, numel: int) -> _Storage:
             if key not in storages:
+                if numel * _numpy_dtype(dtype).itemsize > size:
+                    raise CheckpointError(f"{path}: storage {key} claims {numel} elements, more than the file holds")
                 storages[key] = _Storage(np.empty(numel, _numpy_dtype(dtype)), dtype)
             return storages[key]
 
         obj = _Unpickler(f, load).load()
-        keys = _Unpickler(f, load).load()
+        keys = [str(k) for k in _Plain(f).load()]
+        if sorted(keys) != sorted(storages):
+            raise CheckpointError(f"{path}: the storages listed ({len(keys)}) are not the ones the tensors use "
+                                  f"({len(storages)}): the file is damaged")
         for key in keys:
             (n,) = struct.unpack("<q", f.read(8))
-            st = storages[str(key)]
+            st = storages[key]
+            if n != st.data.size:
+                raise CheckpointError(f"{path}: storage {key} has {n} elements, its tensors expect {st.data.size}")
             data = np.frombuffer(f.read(n * st.data.itemsize), st.data.dtype)
             if data.size != n:
                 raise CheckpointError(f"{path}: truncated (storage {key} has {data.size} of {n} elements)")
@@ -178,8 +213,13 @@ def _unwrap(obj: Any, path: Path) -> dict[str, np.ndarray]:
             elif isinstance(v, np.ndarray):
                 flat[name] = v
     walk("", obj)
+    return _strip_module(flat)
+
+
+def _strip_module(flat: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A DataParallel state dict ("module.<name>") as the plain one."""
     if flat and all(k.startswith("module.") for k in flat):
-        flat = {k[len("module."):]: v for k, v in flat.items()}
+        return {k[len("module."):]: v for k, v in flat.items()}
     return flat
 
 
@@ -193,7 +233,7 @@ def read_state(path: str | Path) -> dict[str, np.ndarray]:
         if suffix == ".safetensors":
             from safetensors.numpy import load_file
 
-            return load_file(str(path))
+            return _strip_module(load_file(str(path)))
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
@@ -202,7 +242,8 @@ def read_state(path: str | Path) -> dict[str, np.ndarray]:
             return _unwrap(obj, path)
     except CheckpointError:
         raise
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, struct.error) as e:
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, struct.error,
+            TypeError, AttributeError, IndexError) as e:
         raise CheckpointError(f"{path}: cannot read this {suffix} checkpoint ({type(e).__name__}: {e}); is it "
                               "complete and of this format?") from e
     raise CheckpointError(f"{path}: unknown checkpoint format {suffix!r}; oodjax reads .safetensors, "
