@@ -18,12 +18,10 @@ import jax
 import jax.numpy as jnp
 
 from experiments.benchmarks.amp_bench import median_seconds
+from experiments.presets.common import BASELINES, LEADERBOARD
 from oodjax import models, scores
 from oodjax.types import FitData, ModelOutputs, Predict, restrict
 
-LEADERBOARD = ("temp_scale", "gen", "ash_p", "ash_b", "ash_s", "scale", "adascale_a", "adascale_l", "dice", "rmds",
-               "fdbd", "nci", "she", "nnguide", "weiper", "weiper_kld", "nac_ue", "openmax")
-BASELINES = ("msp", "energy", "react", "knn", "vim", "mahalanobis", "gradnorm")
 
 
 def main() -> None:

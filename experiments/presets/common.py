@@ -27,3 +27,9 @@ def default_scorers(exclude: tuple[str, ...] = NOT_BY_DEFAULT) -> dict[str, tupl
     spec: dict[str, tuple[str, dict[str, Any]]] = {name: (name, {}) for name in scores.fitting(provides, exclude)}
     spec["msp_T1000"] = ("msp", {"temperature": 1000.0})
     return spec
+
+
+# The OpenOOD v1.5 leaderboard's post-hoc methods (issue 15) and the baselines they are compared with.
+LEADERBOARD = ("temp_scale", "gen", "ash_p", "ash_b", "ash_s", "scale", "adascale_a", "adascale_l", "dice", "rmds",
+               "fdbd", "nci", "she", "nnguide", "weiper", "weiper_kld", "nac_ue", "openmax")
+BASELINES = ("msp", "energy", "react", "knn", "vim", "mahalanobis", "gradnorm")
