@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         first = seconds(m, v, name, pool, a.small, a.batch, a.workers, bool(a.checkpoint))
         small = seconds(m, v, name, pool, a.small, a.batch, a.workers, bool(a.checkpoint))
         big = seconds(m, v, name, pool, a.images, a.batch, a.workers, bool(a.checkpoint))
-        rate = (a.images - a.small) / (big - small)
-        print(f"| {name} | {rate:.0f} | {big:.1f} | {small:.1f} | {first:.1f} |", flush=True)
+        rate = f"{(a.images - a.small) / (big - small):.0f}" if big > small else "too few images to tell"
+        print(f"| {name} | {rate} | {big:.1f} | {small:.1f} | {first:.1f} |", flush=True)
     return 0
 
 
