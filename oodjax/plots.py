@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -49,6 +50,12 @@ def _grid(n: int, cols: int = 4, size: tuple[float, float] = (3.4, 3.0),
     return fig, axes.flat
 
 
+def _suptitle(fig: plt.Figure, text: str, fontsize: float = 11, **kw: Any) -> None:
+    """The figure's title, wrapped to its width (a long model or dataset name is not cut off)."""
+    chars = max(20, int(fig.get_size_inches()[0] * 72 / (0.6 * fontsize)))
+    fig.suptitle(textwrap.fill(text, chars), fontsize=fontsize, **kw)
+
+
 def _chunks(items: Sequence[Any], n: int = MAX_LINES) -> list[Sequence[Any]]:
     return [items[i : i + n] for i in range(0, len(items), n)] or [items]
 
@@ -85,7 +92,7 @@ def plot_roc(pairs: ScorePairs, title: str, path: str | Path, kinds: Mapping[str
         ax.set(xlabel="FPR: OOD accepted as ID (fraction)", ylabel="TPR: ID accepted (fraction)", title=panel,
                xlim=(0, 1), ylim=(0, 1.01))
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    fig.suptitle(f"ROC, {title} (ID positive; dashed: TPR 0.95)", fontsize=11)
+    _suptitle(fig, f"ROC, {title} (ID positive; dashed: TPR 0.95)")
     return _save(fig, path)
 
 
@@ -134,7 +141,7 @@ def plot_severity(records: Sequence[Mapping[str, Any]], path: str | Path, metric
             ax.set(xlabel="corruption severity", ylabel=f"{metric.upper()} (fraction)", xticks=range(1, 6),
                    title=f"{corruption}, scorers {row * MAX_LINES + 1}-{row * MAX_LINES + len(group)}")
         axes[row, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    fig.suptitle(f"{metric.upper()} versus severity{', ' + title if title else ''}", fontsize=11)
+    _suptitle(fig, f"{metric.upper()} versus severity{', ' + title if title else ''}")
     return _save(fig, path)
 
 
@@ -160,7 +167,7 @@ def plot_severity_densities(pairs: ScorePairs, title: str, path: str | Path) -> 
             ax.stairs(np.histogram(ood_s, bins, density=True)[0], bins, lw=1.1, color=color, label=f"severity {level}")
         ax.set(title=corruption, xlabel="score (higher = ID)", ylabel="density")
     axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    fig.suptitle(f"{title}: ID versus corruption severities", fontsize=11)
+    _suptitle(fig, f"{title}: ID versus corruption severities")
     return _save(fig, path)
 
 

@@ -8,6 +8,7 @@ registered next to that paper's presets under `experiments/presets/`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from oodjax import metrics
@@ -103,5 +104,6 @@ def _plots(report: "Report") -> None:
 def plot_title(report: "Report") -> str:
     """What the plots show: the backbone(s) and the ID data."""
     exp = report.experiment
-    archs = sorted({m.arch or exp.arch for m in exp.models})
+    archs = sorted({(m.checkpoint_arch or Path(m.checkpoint).stem) if m.checkpoint else (m.arch or exp.arch)
+                    for m in exp.models})
     return f"{' / '.join(archs)} on {exp.data.id_name}"
