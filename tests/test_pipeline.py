@@ -161,3 +161,26 @@ def test_a_tfds_experiment_streams_and_equals_the_in_memory_run(tmp_path):
         for m in metrics.METRIC_NAMES:
             assert abs(ra[m] - rb[m]) < 1e-5, (key(ra), m)
     assert streamed["id_accuracies"] == pytest.approx(in_memory["id_accuracies"], abs=1e-6)
+
+
+def test_embedded_data_takes_a_folder_of_ones_own_ood_images(tmp_path):
+    from PIL import Image
+
+    from oodjax.experiment import OODSpec
+    from oodjax.experiment.data import assemble
+
+    d = make_fake_fashion_mnist(tmp_path / "fm", n_train=100, n_test=20)
+    (tmp_path / "mine").mkdir()
+    for i in range(10):
+        Image.fromarray(np.full((30, 30), 25 * i, np.uint8)).save(tmp_path / "mine" / f"{i}.png")
+    spec = EmbeddedData(data_dir=str(d), val_size=20, far_sets=("gaussian_noise",), resize_sets=False, corruptions=(),
+                        ood=(OODSpec("mine", folder=str(tmp_path / "mine")),))
+    sets = {s.name: s for s in assemble(spec, jax.random.key(0), jax.random.key(1)).ood_sets}
+    assert set(sets) == {"gaussian_noise", "mine"} and len(sets["mine"].val) + len(sets["mine"].test) == 10
+    got = np.sort(np.concatenate([sets["mine"].val[:], sets["mine"].test[:]]).reshape(10, -1)[:, 0])
+    np.testing.assert_allclose(got, np.arange(10) * 25 / 255.0, rtol=1e-6)  # grayscale, resized to 28 x 28
+    bad = dataclasses.replace(spec, ood=(OODSpec("cifar10"),))
+    with pytest.raises(ValueError, match="image folders or synthetic"):
+        from oodjax.experiment.data import check_sources
+
+        check_sources(Experiment("x", bad, (ModelSpec("m", {"msp": ("msp", {})}),)))
