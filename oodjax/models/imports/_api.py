@@ -72,10 +72,7 @@ def _import_orbax(path: Path, arch: str | None, model_kwargs: dict[str, Any]) ->
     if arch is None or arch not in names():
         raise CheckpointError(f"{path} is a directory (an orbax checkpoint): name its zoo model, "
                               f"arch= one of {', '.join(names())}, with its image_size= and in_channels=")
-    step_dir = path
-    for sub in ("checkpoints",):
-        if (step_dir / sub).is_dir():
-            step_dir = step_dir / sub
+    step_dir = path / "checkpoints" if (path / "checkpoints").is_dir() else path  # a workdir or its checkpoints/
     steps = sorted((int(p.name), p) for p in step_dir.iterdir() if p.name.isdigit()) if step_dir.is_dir() else []
     if steps:
         step_dir = steps[-1][1]
