@@ -220,6 +220,31 @@ def vit_npz(net: nn.Module, scanned: bool) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(v, np.float32) for k, v in out.items()}
 
 
+def vit_jax_npz(net: nn.Module) -> dict[str, np.ndarray]:
+    """timm's ViT with a position for the class token as a vit_jax .npz (google-research/
+    vision_transformer, the augreg files): no "params/" prefix, the position embedding under
+    Transformer/posembed_input, the block's sublayers numbered LayerNorm_0, ..._1, LayerNorm_2, MlpBlock_3."""
+    bv = vit_npz(net, scanned=False)
+    rename = {"LayerNorm_1": "LayerNorm_2", "MultiHeadDotProductAttention_0": "MultiHeadDotProductAttention_1",
+              "MlpBlock_0": "MlpBlock_3"}
+    out = {}
+    for k, v in bv.items():
+        k = k.removeprefix("params/")
+        if k == "pos_embedding":
+            k = "Transformer/posembed_input/pos_embedding"
+        parts = k.split("/")
+        if len(parts) > 2 and parts[1].startswith("encoderblock_"):
+            parts[2] = rename.get(parts[2], parts[2])
+        out["/".join(parts)] = v
+    return out
+
+
+def small_vit_jax() -> nn.Module:
+    return timm.models.vision_transformer.VisionTransformer(
+        img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0, num_classes=10,
+        class_token=True, no_embed_class=False, global_pool="token", act_layer="gelu_tanh")
+
+
 def small_vit() -> nn.Module:
     return timm.models.vision_transformer.VisionTransformer(
         img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0, num_classes=10,
@@ -243,6 +268,7 @@ def main(out_dir: str) -> None:
         "cifar_resnet18": (OpenOODResNet18((8, 16, 16, 32), 10), CIFAR, 32, fc, "pth"),
         "big_vision_vit": (small_vit(), HALF, 32, lambda net: net.head, "vit"),
         "big_vision_vit_scanned": (small_vit(), HALF, 32, lambda net: net.head, "vit-scanned"),
+        "vit_jax_vit": (small_vit_jax(), HALF, 32, lambda net: net.head, "vit-jax"),
         "bit_r50x1": (resnetv2.ResNetV2(BIT_LAYERS, channels=BIT_CHANNELS, stem_chs=32, num_classes=10,
                                         stem_type="fixed", conv_layer=resnetv2.partial(resnetv2.StdConv2d, eps=1e-8)),
                       HALF, 64, lambda net: net.head.fc, "npz"),
@@ -251,8 +277,9 @@ def main(out_dir: str) -> None:
         randomize(net, gen)
         if fmt.startswith("vit"):
             ref = reference(net, norm, size, gen, features_of)
-            np.savez(out / f"{name}.npz", **vit_npz(net, scanned=fmt == "vit-scanned"))
-            again = randomize(small_vit(), gen)
+            weights = vit_jax_npz(net) if fmt == "vit-jax" else vit_npz(net, scanned=fmt == "vit-scanned")
+            np.savez(out / f"{name}.npz", **weights)
+            again = randomize(small_vit_jax() if fmt == "vit-jax" else small_vit(), gen)
             timm.models.vision_transformer._load_weights(again, str(out / f"{name}.npz"))  # timm reads it back
             with torch.no_grad():
                 check = again((torch.from_numpy(ref["x"]).permute(0, 3, 1, 2) - 0.5) / 0.5).numpy()

@@ -27,6 +27,7 @@ CASES = {  # fixture -> (file, the architecture detected)
     "bit_r50x1": ("bit_r50x1.npz", "bit resnetv2 with units (2, 1, 1, 1)"),  # BiT layout, fewer units
     "big_vision_vit": ("big_vision_vit.npz", "vit with patch 8, width 32, depth 2"),
     "big_vision_vit_scanned": ("big_vision_vit_scanned.npz", "vit with patch 8, width 32, depth 2"),
+    "vit_jax_vit": ("vit_jax_vit.npz", "vit with patch 8, width 32, depth 2"),  # the augreg files' layout
 }
 
 

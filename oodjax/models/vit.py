@@ -1,4 +1,5 @@
-"""Vision Transformer (Dosovitskiy et al. 2021) as big_vision defines it, so its checkpoints load by name:
+"""Vision Transformer (Dosovitskiy et al. 2021) as big_vision defines it, so its checkpoints load by name
+(posemb_cls: vit_jax's variant, whose position embedding also covers the class token):
 patches by a strided convolution ("embedding"), learned position embeddings added to the patch
 tokens only ("pos_embedding", (1, h * w, D)), then the class token ("cls") prepended; pre-LayerNorm
 encoder blocks (LayerNorm eps 1e-6, tanh-approximated GELU as flax's nn.gelu); the final
@@ -58,6 +59,7 @@ class VisionTransformer(nn.Module):
     heads: int = 12
     mlp_dim: int = 3072
     pool: str = "tok"  # "tok": the class token's output; "gap": the mean of the patch tokens
+    posemb_cls: bool = False  # the position embedding covers the class token too (vit_jax / augreg)
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
@@ -67,12 +69,17 @@ class VisionTransformer(nn.Module):
         x = nn.Conv(self.width, (self.patch, self.patch), strides=self.patch, padding="VALID", name="embedding")(x)
         n, h, w, d = x.shape
         x = x.reshape(n, h * w, d)
-        x = x + self.param("pos_embedding", nn.initializers.normal(0.02), (1, h * w, d), x.dtype)
+        tokens = h * w + (self.pool == "tok" and self.posemb_cls)
+        posemb = self.param("pos_embedding", nn.initializers.normal(0.02), (1, tokens, d), x.dtype)
+        if not self.posemb_cls:
+            x = x + posemb
         prefix = 0
         if self.pool == "tok":
             cls = self.param("cls", nn.initializers.zeros, (1, 1, d), x.dtype)
             x = jnp.concatenate([jnp.broadcast_to(cls, (n, 1, d)), x], axis=1)
             prefix = 1
+        if self.posemb_cls:
+            x = x + posemb
         x = Encoder(self.depth, self.heads, self.mlp_dim, name="Transformer")(x, (h, w), prefix)
         features = x[:, 0] if self.pool == "tok" else jnp.mean(x, axis=1)
         return nn.Dense(self.num_classes, name="head", kernel_init=nn.initializers.zeros)(features), features

@@ -121,7 +121,7 @@ def import_checkpoint(path: str | Path, arch: str | None = None, *, image_size: 
         raise CheckpointError(
             f"{path}: no known layout has these parameter names ({describe(state)}); oodjax reads torchvision "
             "ResNets / Wide ResNets / DenseNets, the OOD repositories' CIFAR WRN and ResNet-18, BiT .npz and "
-            "big_vision ViT .npz")
+            "big_vision / vit_jax ViT .npz")
     layout, held = found
     if arch is not None and arch != held:
         raise CheckpointError(f"{path} holds a {held} ({layout.name} layout), not a {arch}")

@@ -362,9 +362,35 @@ def _vit(state: State, image_size: int | None) -> Built:
     mlp = f"{_BV}Transformer/encoderblock{'' if stacked else '_0'}/MlpBlock_0/Dense_0/kernel"
     heads, mlp_dim = _shape(state, q)[-2], _shape(state, mlp)[-1]
     tokens = _shape(state, f"{_BV}pos_embedding")[1]
+    cls = f"{_BV}cls" in state
+    covers_cls = cls and round((tokens - 1) ** 0.5) ** 2 == tokens - 1  # vit_jax: the class token has a position
+    side = round((tokens - covers_cls) ** 0.5)
     module = VisionTransformer(_shape(state, f"{_BV}head/bias")[-1], patch, width, depth, heads, mlp_dim,
-                               pool="tok" if f"{_BV}cls" in state else "gap")
-    return r.built(module, BIT, image_size or patch * int(round(tokens**0.5)))
+                               pool="tok" if cls else "gap", posemb_cls=covers_cls)
+    return r.built(module, BIT, image_size or patch * side)
+
+
+# --- vit_jax ViT (.npz of google-research/vision_transformer, the augreg ViT-B/16 files): read as
+# big_vision's names (its sublayers are numbered 0-3 where big_vision's restart at 0 per kind)
+
+_VJ_SUBLAYERS = {"LayerNorm_0": "LayerNorm_0", "MultiHeadDotProductAttention_1": "MultiHeadDotProductAttention_0",
+                 "LayerNorm_2": "LayerNorm_1", "MlpBlock_3": "MlpBlock_0"}
+
+
+def _vj_key(key: str) -> str:
+    key = key.removeprefix("opt/target/")
+    if key == "Transformer/posembed_input/pos_embedding":
+        return f"{_BV}pos_embedding"
+    parts = key.split("/")
+    if len(parts) > 2 and parts[0] == "Transformer" and parts[1].startswith("encoderblock_"):
+        parts[2] = _VJ_SUBLAYERS.get(parts[2], parts[2])
+    return _BV + "/".join(parts)
+
+
+def _vj_arch(state: State) -> str | None:
+    if not any(k.removeprefix("opt/target/") == "Transformer/posembed_input/pos_embedding" for k in state):
+        return None
+    return _vit_arch({_vj_key(k): v for k, v in state.items()})
 
 
 LAYOUTS: tuple[Layout, ...] = (
@@ -374,6 +400,7 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout("cifar_resnet", _cifar_resnet_arch, _cifar_resnet),
     Layout("bit", _bit_arch, _bit),
     Layout("big_vision_vit", _vit_arch, _vit),
+    Layout("vit_jax_vit", _vj_arch, _vit, _vj_key),
 )
 
 
