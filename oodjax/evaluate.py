@@ -91,6 +91,8 @@ def data_provides(model: Model, has_outliers: bool, trained_with: frozenset[str]
 def check_scorers(scorers: Mapping[str, Scorer], provides: frozenset[str], model_label: str = "model") -> None:
     """ValueError naming the scorer, the model and the missing names if a scorer's needs are not met."""
     for label, scorer in scorers.items():
+        if scorer.map_loss is not None and not {T.MAPS, T.MAP_GRADS} <= scorer.needs:
+            raise ValueError(f"scorer {label!r} has a map_loss but does not declare needs 'maps' and 'map_grads'")
         check_needs(label, scorer.needs, model_label, provides)
 
 
@@ -116,6 +118,13 @@ def _reads(source: ImageSource, batch_size: int, lo: int, hi: int) -> Iterator[t
             yield (functools.partial(lambda x: x, xb[lo:hi]) if xb.shape[0] > lo else _nothing), xb.shape[0]
 
 
+def _reduced_grads(map_grads: Callable, loss: Callable, reduce: Callable | None, variables: Variables,
+                   x: jax.Array) -> tuple[jax.Array, jax.Array, Any]:
+    """(logits, features, reduce((maps, grads))): the maps and the gradients of `loss` on them."""
+    logits, features, maps, grads = map_grads(variables, x, loss)
+    return logits, features, (maps, grads) if reduce is None else reduce((maps, grads))
+
+
 class _Runner:
     """Runs the model batch by batch, computing only what `needs` (the union of the scorers') asks:
     intermediate maps reduced for the scorers that have a map_reduce, K-sample predictions, extras.
@@ -134,9 +143,12 @@ class _Runner:
         self.sharded = NamedSharding(mesh, PartitionSpec("batch"))
         self.local = local_rows(self.sharded, self.rows)
         self.variables = replicate(variables, mesh)
-        # Maps reach each scorer that needs them reduced by its map_reduce (Gram), or as they are.
+        # Maps reach each scorer that needs them reduced by its map_reduce (Gram), or as they are; a
+        # scorer with a map_loss gets (maps, gradients of its loss) reduced, one backward pass each.
         self.reducers = {k: jax.jit(s.map_reduce) if s.map_reduce is not None else (lambda maps: maps)
-                         for k, s in scorers.items() if T.MAPS in s.needs}
+                         for k, s in scorers.items() if T.MAPS in s.needs and s.map_loss is None}
+        self.graded = {k: jax.jit(functools.partial(_reduced_grads, model.map_grads, s.map_loss, s.map_reduce))
+                       for k, s in scorers.items() if s.map_loss is not None}
         self.apply = jax.jit(model.apply)
         self.maps = jax.jit(model.maps) if self.reducers else None
         self.samples = jax.jit(model.samples) if T.SAMPLES in needs else None
@@ -170,11 +182,13 @@ class _Runner:
             if self.maps is not None:
                 logits, features, maps = self.maps(self.variables, x)
                 reduced = {k: f(maps) for k, f in self.reducers.items()}
+            for k, f in self.graded.items():
+                logits, features, reduced[k] = f(self.variables, x)
             if self.samples is not None:
                 logits, features, samples = self.samples(self.variables, x)
             elif self.extras is not None:
                 logits, features, extras = self.extras(self.variables, x)
-            elif self.maps is None:
+            elif self.maps is None and not self.graded:
                 logits, features = self.apply(self.variables, x)
             out = ModelOutputs(logits, features, x if self.keep_inputs else None, samples=samples, extras=extras)
             yield out, reduced, n

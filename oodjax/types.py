@@ -7,6 +7,8 @@ and a need that nobody can provide is an error before any work starts (`check_ne
 What a model gives for a batch (fields of `ModelOutputs`):
   logits, features, inputs   (N, C), (N, D) penultimate activations, (N, H, W, C_in) normalized inputs
   maps                       the intermediate maps, reduced by the scorer's `map_reduce` (Gram)
+  map_grads                  with maps: map_reduce receives (maps, grads), grads the gradients of the scorer's
+                             per-sample `map_loss` with respect to each map (NAC-UE's neuron states)
   samples                    (N, K, C): K predictions per input (anchors, ensemble members, dropout masks)
   extras:<name>              a named extra output of a head variant (extras:kl, extras:binary_logits)
   model                      a `Predict` handle: x -> logits, differentiable in x (ODIN's input step)
@@ -38,12 +40,13 @@ PyTree = Any
 # Score-time needs: fields of ModelOutputs (plus model / weights, which ride in ModelOutputs.model).
 LOGITS, FEATURES, INPUTS, MAPS, SAMPLES, MODEL, WEIGHTS = (
     "logits", "features", "inputs", "maps", "samples", "model", "weights")
+MAP_GRADS = "map_grads"
 # Fit-time needs.
 TRAIN, LABELS, HEAD, ID_VAL, OUTLIERS, KEY = "train", "labels", "head", "id_val", "outliers", "key"
 VAL_LABELS = "val_labels"
 OUTPUT_FIELDS = (LOGITS, FEATURES, INPUTS, MAPS, SAMPLES)
 EXTRAS_PREFIX, OBJECTIVE_PREFIX = "extras:", "objective:"
-KNOWN = frozenset({*OUTPUT_FIELDS, MODEL, WEIGHTS, TRAIN, LABELS, HEAD, ID_VAL, VAL_LABELS, OUTLIERS, KEY})
+KNOWN = frozenset({*OUTPUT_FIELDS, MODEL, WEIGHTS, MAP_GRADS, TRAIN, LABELS, HEAD, ID_VAL, VAL_LABELS, OUTLIERS, KEY})
 
 
 def extra(name: str) -> str:
@@ -147,7 +150,9 @@ class Scorer(NamedTuple):
     tune: optional (state, id_val, {set: ood_val}) -> {set: state}: hyper-parameters tuned on each
       OOD set's validation split (`oodjax.scores.grid_tuner`).
     map_reduce: optional (intermediate maps) -> pytree, applied batch by batch; the result is what
-      the scorer sees as ModelOutputs.maps (Gram matrices).
+      the scorer sees as ModelOutputs.maps (Gram matrices). With `map_loss` it receives (maps, grads).
+    map_loss: optional (N, C) logits -> (N,) per-sample loss whose gradients with respect to the maps
+      (`Model.map_grads`) map_reduce receives; a scorer with one needs "maps" and "map_grads".
     """
 
     fit: Callable[[FitData], PyTree]
@@ -155,6 +160,7 @@ class Scorer(NamedTuple):
     needs: frozenset[str] = frozenset({LOGITS})
     tune: Callable[[PyTree, ModelOutputs, Mapping[str, ModelOutputs]], dict[str, PyTree]] | None = None
     map_reduce: Callable[[tuple[jax.Array, ...]], Any] | None = None
+    map_loss: Callable[[jax.Array], jax.Array] | None = None
 
 
 def require(out: ModelOutputs, who: str, *fields: str) -> None:

@@ -11,6 +11,7 @@ from oodjax import models, scores
 from oodjax import types as T
 from oodjax.evaluate import ALWAYS
 from oodjax.models import from_flax
+from oodjax.models._types import tap
 from oodjax.types import FitData, ModelOutputs, Predict, restrict
 
 C, N = 4, 48
@@ -18,13 +19,18 @@ SMALL = {"temperatures": (1.0, 2.0), "epsilons": (0.0, 0.001), "tune_size": 24}
 HYPER = {"knn": {"k": 5}, "nnguide": {"k": 5}, "odin": SMALL, "grodin_g": SMALL, "grodin_sg": SMALL,
          "flow": {"steps": 5, "hidden": 8, "num_layers": 2}}
 FLAGS = {T.WEIGHTS}  # capabilities of the model, not data: nothing to remove
+# Every registered scorer with its test hyper-parameters, and variants that declare other needs.
+CASES = [(name, HYPER.get(name, {})) for name in scores.names()] + [
+    ("nac_ue", {"layers": [scores.NacLayer(None, 1.0, 10, 2.0), scores.NacLayer(0, 0.1, 10, 2.0)], "build_size": N}),
+]
+IDS = [name + ("-variant" if i >= len(scores.names()) else "") for i, (name, _) in enumerate(CASES)]
 
 
 class TinyNet(nn.Module):
     @nn.compact
     def __call__(self, x, train=False):
         h = nn.relu(nn.Conv(3, (3, 3), name="conv")(x))
-        self.sow("intermediates", "maps", h)
+        h = tap(self, h, 0)
         features = nn.relu(nn.Dense(8, name="hidden")(h.reshape(h.shape[0], -1)))
         return nn.Dense(C, name="head")(features), features
 
@@ -43,14 +49,19 @@ def everything():
                        {"binary_logits": logits, "kl": kl[:, :1], "class_kl": kl}, predict)
     data = FitData(out, jnp.arange(N) % C, model.head(variables), out, jax.random.key(2), predict, out,
                    jnp.arange(N)[::-1] % C)
-    return out, data
+    return out, data, (model, variables, x)
 
 
-def _data_for(scorer, out: ModelOutputs, data: FitData, drop: str | None = None):
-    """The outputs and fit data holding only the scorer's needs (minus `drop`)."""
+def _data_for(scorer, out: ModelOutputs, data: FitData, net, drop: str | None = None):
+    """The outputs and fit data holding only the scorer's needs (minus `drop`); maps reduced by
+    the scorer's map_reduce, with their gradients (Model.map_grads) if it has a map_loss."""
     needs = scorer.needs - {drop}
     view = restrict(out, needs)
-    if view.maps is not None:
+    if view.maps is not None and scorer.map_loss is not None:
+        model, variables, x = net
+        maps_grads = model.map_grads(variables, x, scorer.map_loss)[2:]
+        view = view._replace(maps=scorer.map_reduce(maps_grads) if T.MAP_GRADS in needs else None)
+    elif view.maps is not None:
         view = view._replace(maps=scorer.map_reduce(view.maps) if scorer.map_reduce else None)
     has = needs.__contains__
     fit = FitData(train=view if has(T.TRAIN) else None, labels=data.labels if has(T.LABELS) else None,
@@ -67,17 +78,17 @@ def _run(scorer, view, fit):
     return jax.jit(scorer.score)(state, view)
 
 
-@pytest.mark.parametrize("name", scores.names())
-def test_runs_with_only_its_declared_needs(name, everything):
-    scorer = scores.get(name, **HYPER.get(name, {}))
+@pytest.mark.parametrize("name,hyper", CASES, ids=IDS)
+def test_runs_with_only_its_declared_needs(name, hyper, everything):
+    scorer = scores.get(name, **hyper)
     view, fit = _data_for(scorer, *everything)
     got = _run(scorer, view, fit)
     assert got.shape == (N,) and np.isfinite(np.asarray(got)).all(), name
 
 
-@pytest.mark.parametrize("name", scores.names())
-def test_every_declared_need_is_read(name, everything):
-    scorer = scores.get(name, **HYPER.get(name, {}))
+@pytest.mark.parametrize("name,hyper", CASES, ids=IDS)
+def test_every_declared_need_is_read(name, hyper, everything):
+    scorer = scores.get(name, **hyper)
     for need in sorted(scorer.needs - FLAGS):
         if need.startswith(T.OBJECTIVE_PREFIX):
             continue

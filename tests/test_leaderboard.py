@@ -384,6 +384,104 @@ def test_nac_ue():
     np.testing.assert_allclose(np.asarray(g), ((_softmax(z[:1]) - 1 / C) @ w.T)[0], rtol=1e-5, atol=1e-7)
 
 
+def _coverage_numpy(train_states, test_states, edges, min_count):
+    """NAC's per-neuron histogram of the building states, min(count / O, 1), read at the test states."""
+    counts = np.zeros((edges.size - 1, train_states.shape[1]))
+    for row in train_states:
+        for n, v in enumerate(row):
+            m = np.searchsorted(edges, v, side="right") - 1
+            if 0 <= m < edges.size - 1:
+                counts[m, n] += 1
+    cov = np.minimum(counts / min_count, 1.0)
+    return np.array([np.mean([cov[min(max(np.searchsorted(edges, v, side="right") - 1, 0), edges.size - 2), n]
+                              for n, v in enumerate(row)]) for row in test_states])
+
+
+def test_nac_ue_over_several_layers():
+    """Two intermediate maps (their states sigmoid(alpha sum_hw z sum_hw g)) and the penultimate
+    features, each with its own alpha, M, O; the score is the unweighted mean of the layers'."""
+    h, w, b, z = _case()
+    train_h = _case(10, 120)[0]
+    train_z = train_h @ w + b
+    y = np.arange(120) % C
+    rng = np.random.default_rng(5)
+    shapes = [(3, 3, 4), (2, 2, 7)]
+    maps = {n: [rng.normal(0.2, 1.0, (n, *s)) for s in shapes] for n in (120, N)}
+    grads = {n: [rng.normal(0.0, 0.3, (n, *s)) for s in shapes] for n in (120, N)}
+    layers = [scores.NacLayer(None, 3.0, 10, 4.0), scores.NacLayer(-1, 0.5, 12, 3.0), scores.NacLayer(0, 2.0, 8, 2.0)]
+    scorer = scores.get("nac_ue", layers=layers, build_size=120)
+    assert {"maps", "map_grads"} <= scorer.needs and scorer.map_loss is scores.uniform_kl_loss
+    f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+
+    def outputs(n, hh, zz):
+        reduced = scorer.map_reduce((tuple(map(f32, maps[n])), tuple(map(f32, grads[n]))))
+        return ModelOutputs(f32(zz), f32(hh), maps=reduced)
+
+    state = scorer.fit(FitData(train=outputs(120, train_h, train_z), labels=jnp.asarray(y), head=Head(f32(w), f32(b)),
+                               key=jax.random.key(0)))
+    got = np.asarray(jax.jit(scorer.score)(state, outputs(N, h, z)), np.float64)
+
+    def sig(a):
+        return 1 / (1 + np.exp(-a))
+
+    def layer_states(layer, n, hh, zz):
+        if layer.map is None:
+            return sig(layer.alpha * hh * ((_softmax(zz) - 1 / C) @ w.T))
+        m, g = maps[n][layer.map], grads[n][layer.map]
+        return sig(layer.alpha * m.sum(axis=(1, 2)) * g.sum(axis=(1, 2)))
+
+    want = np.mean([_coverage_numpy(layer_states(layer, 120, train_h, train_z), layer_states(layer, N, h, z),
+                                    scores.nac_edges(layer.num_edges), layer.min_count) for layer in layers], axis=0)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    # The official settings: four layers each, the penultimate one first.
+    assert all(len(v) == 4 and v[0].map is None for v in scores.NAC_LAYERS.values())
+    assert scores.get("nac_ue").needs.isdisjoint({"maps", "map_grads"})  # the default reads features only
+
+
+def test_nac_ue_through_evaluate_equals_its_parts(key):
+    """The pipeline (batches padded and sharded over 4 devices) gives the scores of fitting and
+    scoring by hand on Model.map_grads of all images at once."""
+    from oodjax import data
+    from oodjax.data import ArraySource
+    from oodjax.evaluate import EvalData, evaluate
+    from oodjax.models import get
+
+    model = get("small_cnn", num_classes=3, in_channels=1, image_size=12, widths=(4, 8), feature_dim=8)
+    variables = model.init(key)
+    rng = np.random.default_rng(0)
+    img = lambda n: rng.uniform(0, 1, (n, 12, 12, 1)).astype(np.float32)  # noqa: E731
+    fit_x, fit_y, test_x = img(60), rng.integers(0, 3, 60), img(37)
+    d = EvalData(fit_images=fit_x, fit_labels=fit_y, id_val=ArraySource(img(8)), id_test=ArraySource(test_x),
+                 ood_sets=[data.ood_set_from_arrays("noise", img(20))], normalize=lambda x: (x - 0.5) / 0.25,
+                 input_std=(0.25,))
+    layers = [scores.NacLayer(None, 10.0, 20, 3.0), scores.NacLayer(0, 0.05, 20, 3.0), scores.NacLayer(1, 0.5, 20, 3.0)]
+    scorer = scores.get("nac_ue", layers=layers, build_size=60)
+    result = evaluate(model, variables, {"nac": scorer}, d, key=key, batch_size=30, progress=False)
+
+    def outputs(x):
+        logits, features, maps, grads = model.map_grads(variables, jnp.asarray(d.normalize(x)), scorer.map_loss)
+        return ModelOutputs(logits, features, maps=scorer.map_reduce((maps, grads)))
+
+    state = scorer.fit(FitData(train=outputs(fit_x), labels=jnp.asarray(fit_y), head=model.head(variables),
+                               key=jax.random.fold_in(key, 0)))  # evaluate: fold_in(key, scorer index)
+    want = np.asarray(scorer.score(state, outputs(test_x)))
+    got = result.scores["nac"]["noise"][0]
+    assert np.mean(np.abs(got - want) < 1e-6) > 0.97, (got, want)  # a state on a bin edge may differ in the last bit
+
+
+def test_nac_ue_layers_are_checked():
+    with pytest.raises(ValueError, match="unknown NAC layer setting 'cifar'"):
+        scores.get("nac_ue", layers="cifar")
+    with pytest.raises(ValueError, match="distinct integer index"):
+        scores.get("nac_ue", layers=[scores.NacLayer(0, 1.0, 10, 1.0), scores.NacLayer(0, 1.0, 10, 1.0)])
+    with pytest.raises(ValueError, match="M must be an even integer"):
+        scores.get("nac_ue", layers=[scores.NacLayer(0, 1.0, 11, 1.0)])
+    scorer = scores.get("nac_ue", layers="cifar10")
+    maps = tuple(jnp.ones((2, 4, 4, 3)) for _ in range(3))
+    with pytest.raises(ValueError, match="layers read maps \\[-2, -3, -4\\], but the model has 3 maps"):
+        scorer.map_reduce((maps, maps))
+
+
 # --- AdaSCALE -------------------------------------------------------------------------------------
 
 class _Net(nn.Module):

@@ -9,6 +9,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from oodjax.models._types import tap
+
 
 class StdConv(nn.Conv):
     """A convolution whose kernel is standardized per output channel before use."""
@@ -63,7 +65,7 @@ class ResNetV2(nn.Module):
         for i, n in enumerate(self.blocks):
             for j in range(n):
                 x = PreActBottleneck(widths[i], 2 if i > 0 and j == 0 else 1, self.epsilon)(x)
-            self.sow("intermediates", "maps", x)
+            x = tap(self, x, i)
         x = nn.relu(nn.GroupNorm(32, epsilon=self.epsilon, use_fast_variance=False)(x))
         features = jnp.mean(x, axis=(1, 2))
         return nn.Dense(self.num_classes, name="head")(features), features

@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from oodjax.models._types import tap
 from oodjax.models.resnet import Conv, _bn
 
 
@@ -41,7 +42,7 @@ class DenseNet(nn.Module):
         for i, n in enumerate(self.blocks):
             for _ in range(n):
                 x = DenseLayer(self.growth, self.bn_size)(x, train)
-            self.sow("intermediates", "maps", x)
+            x = tap(self, x, i)
             if i < len(self.blocks) - 1:
                 x = Conv(int(x.shape[-1] * self.compression), (1, 1))(nn.relu(_bn(train)(x)))
                 # Sum-pool / 4: nn.avg_pool divides by an int, which strict dtype promotion rejects.

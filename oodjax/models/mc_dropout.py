@@ -30,4 +30,4 @@ def mc_dropout(model: Model, num_samples: int, key: jax.Array) -> Model:
         return model.apply(variables, x, train=True) if train else samples(variables, x)[:2]
 
     # No single set of intermediate maps or extras; a batch row mixes K dropout masks (no per-sample weights).
-    return model._replace(apply=apply, maps=None, samples=samples, extras=None, extra_names=(), per_sample=False)
+    return model._replace(apply=apply, maps=None, map_grads=None, samples=samples, extras=None, extra_names=(), per_sample=False)

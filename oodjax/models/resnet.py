@@ -10,6 +10,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from oodjax.models._types import tap
+
 Conv = partial(nn.Conv, use_bias=False, kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"))
 
 
@@ -84,7 +86,7 @@ class ResNet(nn.Module):
                     x = Bottleneck(width, stride, base_width=self.base_width)(x, train)
                 else:
                     x = BasicBlock(width, stride, self.shortcut)(x, train)
-            self.sow("intermediates", "maps", x)
+            x = tap(self, x, i)
         features = jnp.mean(x, axis=(1, 2))
         return nn.Dense(self.num_classes, name="head")(features), features
 

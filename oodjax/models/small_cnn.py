@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from oodjax.models._types import Model, from_flax
+from oodjax.models._types import Model, from_flax, tap
 
 
 class SmallCNN(nn.Module):
@@ -28,7 +28,7 @@ class SmallCNN(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
         for i, width in enumerate(self.widths):
             x = nn.relu(nn.Conv(width, (3, 3))(x))
-            self.sow("intermediates", "maps", x)
+            x = tap(self, x, i)
             if i < len(self.widths) - 1:
                 x = nn.max_pool(x, (2, 2), strides=(2, 2))
         x = jnp.mean(x, axis=(1, 2))

@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from oodjax.models._types import tap
+
 
 class EncoderBlock(nn.Module):
     heads: int
@@ -47,7 +49,10 @@ class Encoder(nn.Module):
         for i in range(self.depth):
             x = EncoderBlock(self.heads, self.mlp_dim, name=f"encoderblock_{i}")(x)
             if (i + 1) % max(self.depth // 4, 1) == 0:  # four maps: the patch tokens as (N, h, w, D)
-                self.sow("intermediates", "maps", x[:, prefix:].reshape(x.shape[0], *grid, x.shape[-1]))
+                tokens = x[:, prefix:].reshape(x.shape[0], *grid, x.shape[-1])
+                tapped = tap(self, tokens, (i + 1) // max(self.depth // 4, 1) - 1)
+                if tapped is not tokens:  # perturbed (map gradients): the patch tokens carry it on
+                    x = x.at[:, prefix:].set(tapped.reshape(x.shape[0], -1, x.shape[-1]))
         return nn.LayerNorm(epsilon=1e-6, name="encoder_norm")(x)
 
 

@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from oodjax.models._types import tap
 from oodjax.models.resnet import Conv, _bn
 
 
@@ -45,7 +46,7 @@ class WideResNet(nn.Module):
         for i, width in enumerate((16 * self.widen, 32 * self.widen, 64 * self.widen)):
             for j in range(n):
                 x = WideBlock(width, 2 if i > 0 and j == 0 else 1, self.dropout, self.mc_dropout)(x, train)
-            self.sow("intermediates", "maps", x)
+            x = tap(self, x, i)
         x = nn.relu(_bn(train)(x))
         features = jnp.mean(x, axis=(1, 2))
         return nn.Dense(self.num_classes, name="head")(features), features

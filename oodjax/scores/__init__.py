@@ -39,7 +39,7 @@ from oodjax.scores._gram import GramState, fit_gram, gram, gram_features
 from oodjax.scores._knn import knn, l2_normalize, top_similarities
 from oodjax.scores._logits import energy, entropy, fit_kl_matching, gen, kl_matching, max_logit, msp
 from oodjax.scores._mahalanobis import MahalanobisState, RmdsState, fit_mahalanobis, fit_rmds, mahalanobis, rmds
-from oodjax.scores._nac import NacState, fit_nac, nac, nac_edges, nac_states
+from oodjax.scores._nac import NAC_LAYERS, NacLayer, NacState, fit_nac, nac, nac_edges, nac_states, uniform_kl_loss
 from oodjax.scores._odin import ODIN_EPSILONS, ODIN_TEMPERATURES, OdinState, odin, odin_direction, tune_odin
 from oodjax.scores._openmax import OpenMaxState, fit_openmax, fit_weibull, openmax_probabilities
 from oodjax.scores._registry import fitting, get, names, register, stateless
@@ -55,9 +55,9 @@ from oodjax.scores._vim import VimState, default_vim_dim, fit_vim, vim
 from oodjax.scores._weiper import WeiperState, fit_weiper, histograms, msp_w, perturbed_head, weiper_kld
 
 __all__ = [
-    "FdbdState", "NacState", "NciState", "OpenMaxState", "RmdsState", "WeiperState", "adascale_logits",
+    "FdbdState", "NAC_LAYERS", "NacLayer", "NacState", "NciState", "OpenMaxState", "RmdsState", "WeiperState", "adascale_logits",
     "adaptive_percentile", "ash", "ash_score", "fdbd", "fit_dice", "fit_nac", "fit_openmax", "fit_rmds", "fit_she",
-    "fit_weibull", "fit_weiper", "gen", "histograms", "msp_w", "nac", "nac_edges", "nac_states", "nci", "nnguide", "nnguide_bank",
+    "fit_weibull", "fit_weiper", "gen", "histograms", "msp_w", "nac", "nac_edges", "nac_states", "uniform_kl_loss", "nci", "nnguide", "nnguide_bank",
     "openmax_probabilities", "perturbed_features", "perturbed_head", "rmds", "scale_factor", "scale_score", "she",
     "shift_statistic", "top_mask", "top_similarities", "weight_distances", "weiper_kld",
     "CRITERIA", "ENSEMBLE_MEASURES", "FLOW_INPUTS", "GRODIN_PARTS", "ODIN_EPSILONS", "ODIN_TEMPERATURES",

@@ -42,6 +42,7 @@ def normalized(model: Model, mean: Sequence[float], std: Sequence[float]) -> Mod
         return inner
 
     return model._replace(apply=wrap(model.apply), train_apply=wrap(model.train_apply), maps=wrap(model.maps),
+                          map_grads=wrap(model.map_grads),
                           samples=wrap(model.samples), extras=wrap(model.extras),
                           dropout_apply=wrap(model.dropout_apply))
 
