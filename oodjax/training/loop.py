@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
@@ -31,6 +30,7 @@ from oodjax.data.prefetch import prefetch
 from oodjax.models import Model, Variables
 from oodjax.parallel import batch_mesh, global_batch, is_leader, local_rows, replicate
 from oodjax.training.augment import random_crop_flip
+from oodjax.training.checkpoints import Checkpoints, write_atomic
 from oodjax.training.objectives import CrossEntropy, Objective, TrainOutputs
 from oodjax.training.schedules import get_schedule
 from oodjax.training.tensorboard import write_events
@@ -131,14 +131,6 @@ def _check_inputs(model: Model, images: np.ndarray | Indexed, labels: np.ndarray
     return steps_per_epoch
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Writes `text` to a temporary file beside `path` and renames it over `path`: a reader (another
-    process, or a run killed mid-write) sees the old file or the new one, never a part."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def _digest(tree: Any) -> str:
     h = hashlib.sha1()
     for leaf in jax.tree_util.tree_leaves(tree):
@@ -234,21 +226,19 @@ def train(
                 f"{workdir} holds a training run with another config, data or key; use a new workdir"
             )
         if is_leader():
-            _write_atomic(fp_path, json.dumps(fingerprint, indent=1))
-        manager = ocp.CheckpointManager(
-            workdir / "checkpoints",
-            options=ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False),
-        )
+            write_atomic(fp_path, json.dumps(fingerprint, indent=1))
+        manager = Checkpoints(workdir / "checkpoints")
         log_path = workdir / "metrics.jsonl"
-        latest = manager.latest_step()
-        if latest is not None:
-            abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
-            state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+        restored = manager.restore(abstract)  # the newest intact checkpoint (damaged ones: warned, deleted)
+        latest = None
+        if restored is not None:
+            state, latest = restored
         if log_path.exists():  # keep what was logged up to the restored step
             old = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
             log = [r for r in old if r.get("step", 0) <= (latest or 0)]
             if is_leader():
-                _write_atomic(log_path, "".join(json.dumps(r) + "\n" for r in log))
+                write_atomic(log_path, "".join(json.dumps(r) + "\n" for r in log))
 
     compute_dtype = COMPUTE_DTYPES[cfg.compute_dtype]
 
@@ -336,7 +326,7 @@ def train(
                     write_events(workdir / "tensorboard", log)
         bar.update(1)
         if manager is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-            manager.save(step, args=ocp.args.StandardSave(state))
+            manager.save(step, state)
         if on_step is not None:
             on_step(step, m)
     bar.close()
@@ -344,7 +334,6 @@ def train(
         write_events(workdir / "tensorboard", log)
     if manager is not None:
         if manager.latest_step() != total_steps:
-            manager.save(total_steps, args=ocp.args.StandardSave(state))
-        manager.wait_until_finished()
+            manager.save(total_steps, state)
         manager.close()
     return TrainResult({"params": state.params, **state.model_state}, log)

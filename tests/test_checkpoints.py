@@ -1,0 +1,104 @@
+"""Fault injection on training checkpoints: flipped bytes, a truncated file and a deleted file in
+the newest checkpoint fall back to the older intact one (and end bit-identical to an undisturbed
+run); every checkpoint damaged is an error that says what to delete; a run that saved non-finite
+weights is named as diverged."""
+
+import shutil
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from oodjax.models import CheckpointError, small_cnn
+from oodjax.training import TrainConfig, train
+from oodjax.training.checkpoints import Checkpoints, state_digest
+
+CFG = TrainConfig(epochs=2, batch_size=16, learning_rate=0.05, checkpoint_every=4, log_every=2)
+
+
+def _data(n=96):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, n).astype(np.int32)
+    return rng.normal(size=(n, 12, 12, 1)).astype(np.float32) + y[:, None, None, None], y
+
+
+def _model():
+    return small_cnn(3, image_size=12, widths=(8, 16), feature_dim=16)
+
+
+def _equal(a, b):
+    for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+
+
+def _largest_file(step_dir):
+    return max((p for p in step_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+
+
+def _flip(path):
+    data = bytearray(path.read_bytes())
+    for i in range(len(data) // 3, len(data) // 3 + 64):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished run (12 steps; checkpoints 8 and 12 kept) and its final variables."""
+    work = tmp_path_factory.mktemp("run") / "a"
+    x, y = _data()
+    variables, _ = train(_model(), x, y, CFG, key=jax.random.key(0), workdir=work, progress=False)
+    assert sorted(int(p.name) for p in (work / "checkpoints").iterdir() if p.name.isdigit()) == [8, 12]
+    return work, variables
+
+
+@pytest.mark.parametrize("damage", [_flip, _truncate, lambda p: p.unlink()], ids=["flipped", "truncated", "deleted"])
+def test_a_damaged_newest_checkpoint_falls_back_to_the_intact_one(damage, finished, tmp_path):
+    work, want = finished
+    copy = tmp_path / "a"
+    shutil.copytree(work, copy)
+    damage(_largest_file(copy / "checkpoints" / "12"))
+    x, y = _data()
+    seen = []
+    with pytest.warns(UserWarning, match="step 12 .* damaged and were deleted; resuming from the intact one at step 8"):
+        got, _ = train(_model(), x, y, CFG, key=jax.random.key(0), workdir=copy, progress=False,
+                       on_step=lambda s, m: seen.append(s))
+    assert seen == [9, 10, 11, 12]  # retrained from step 8
+    _equal(want, got)
+
+
+def test_every_checkpoint_damaged_is_an_error_that_says_what_to_delete(finished, tmp_path):
+    work, _ = finished
+    copy = tmp_path / "a"
+    shutil.copytree(work, copy)
+    for step in ("8", "12"):
+        _flip(_largest_file(copy / "checkpoints" / step))
+    x, y = _data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(CheckpointError, match=r"every checkpoint in .*checkpoints is damaged \(steps 12, 8\): "
+                                                  r"delete .*checkpoints"):
+            train(_model(), x, y, CFG, key=jax.random.key(0), workdir=copy, progress=False)
+
+
+def test_digests_and_non_finite_states(tmp_path):
+    state = {"w": jnp.arange(6.0).reshape(2, 3), "n": jnp.asarray(3, jnp.int32)}
+    assert state_digest(state) == state_digest(jax.tree.map(np.asarray, state))
+    assert state_digest(state) != state_digest({**state, "w": state["w"].at[0, 0].set(1e-30)})
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
+    ckpt = Checkpoints(tmp_path / "c")
+    assert ckpt.restore(abstract) is None  # nothing saved yet
+    ckpt.save(1, state)
+    got, step = ckpt.restore(abstract)
+    assert step == 1 and state_digest(got) == state_digest(state)
+    # Saved non-finite (the run diverged): an error that says so, not a silent restore.
+    ckpt.save(2, {**state, "w": state["w"].at[1, 1].set(jnp.nan)})
+    with pytest.raises(CheckpointError, match="non-finite weights as they were saved: training diverged"):
+        ckpt.restore(abstract)
+    ckpt.close()
