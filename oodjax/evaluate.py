@@ -29,6 +29,7 @@ from oodjax.data.prefetch import prefetch_map
 from oodjax.models import Model, Variables
 from oodjax.parallel import batch_mesh, global_batch, local_rows, replicate, to_host
 from oodjax.types import FitData, ModelOutputs, Predict, Scorer, check_needs, restrict
+from oodjax.validation import check_finite_rows, check_positive_values
 
 Normalizer = Callable[[np.ndarray], np.ndarray]
 ALWAYS = frozenset({T.TRAIN, T.LABELS, T.ID_VAL, T.KEY})  # what the evaluation data always gives
@@ -201,6 +202,15 @@ class _Runner:
         return jax.tree.map(lambda *a: jnp.asarray(np.concatenate(a)), *parts)
 
 
+def _check_outputs(out: ModelOutputs | None, what: str) -> None:
+    """ValueError naming the rows where the model's logits or features on `what` are not finite:
+    a scorer fitted on them would give NaN (or shifted) scores everywhere."""
+    if out is not None:
+        for name in ("logits", "features"):
+            check_finite_rows(f"the model's {name} on {what}", getattr(out, name),
+                              "check those images (NaN pixels?) and the model's weights")
+
+
 def _view(base: ModelOutputs | None, reduced: Mapping[str, Any], label: str, scorer: Scorer,
           predict: Predict) -> ModelOutputs | None:
     """What scorer `label` sees of a batch: its reduced maps, the model handle, and only its needs."""
@@ -259,6 +269,11 @@ def evaluate(
             f"OOD sets {missing} have no validation split, but {tuned} tune on it: give them one "
             "(ood_set_from_arrays(..., val_fraction > 0)) or leave those scorers out"
         )
+    check_positive_values("EvalData.input_std", data.input_std)
+    empty = [name for name, src in [("id_test", data.id_test), *((s.name, s.test) for s in data.ood_sets)]
+             if hasattr(src, "__len__") and len(src) == 0]
+    if empty:
+        raise ValueError(f"image sets {empty} are empty: every scored set needs at least one image")
     needs = frozenset().union(*(s.needs for s in scorers.values()))
     runner = _Runner(model, variables, scorers, needs, data.normalize, batch_size, mesh or batch_mesh(), read_workers)
     variables = runner.variables  # replicated on the mesh: what the scorers' model and head read too
@@ -268,12 +283,14 @@ def evaluate(
     if T.TRAIN in needs or T.LABELS in needs:
         fit_src = data.fit_images if hasattr(data.fit_images, "batches") else ArraySource(data.fit_images, "fit_images")
         fit_out, fit_red = runner.collect(fit_src)
+        _check_outputs(fit_out, "the fit images")
         num_classes = fit_out.logits.shape[1]
         fit_labels = np.asarray(data.fit_labels)
         if fit_labels.shape != (fit_out.logits.shape[0],) or fit_labels.min() < 0 or fit_labels.max() >= num_classes:
             raise ValueError(f"fit_labels must be {fit_out.logits.shape[0]} integers in [0, {num_classes})")
     wants_val = T.ID_VAL in needs or T.VAL_LABELS in needs or tuned
     val_out, val_red = runner.collect(data.id_val) if wants_val else (None, {})
+    _check_outputs(val_out, "the ID validation images")
     val_labels = None
     if T.VAL_LABELS in needs:
         val_labels = np.asarray(data.id_val_labels)
@@ -282,6 +299,7 @@ def evaluate(
             raise ValueError(f"id_val_labels must be {n_val} integers in [0, {num_classes}) (one per id_val image), "
                              f"got shape {val_labels.shape}")
     out_out, out_red = runner.collect(data.outliers) if T.OUTLIERS in needs else (None, {})
+    _check_outputs(out_out, "the outlier images")
     head = model.head(variables) if T.HEAD in needs else None
     ood_val = {s.name: runner.collect(s.val) for s in data.ood_sets} if tuned else {}
 

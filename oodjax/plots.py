@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import multiprocessing
 import os
@@ -17,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from oodjax.files import write_atomic  # noqa: E402
 from oodjax.metrics import roc_curve  # noqa: E402
 
 ScorePairs = Mapping[str, tuple[np.ndarray, np.ndarray]]
@@ -188,10 +190,13 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
     """`path` as a PNG at DPI and, next to it, the same figure as a vector PDF."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    png, pdf = io.BytesIO(), io.BytesIO()
+    fig.savefig(png, dpi=DPI, format="png")
     fig.set_layout_engine("none")  # the PDF keeps the PNG's layout instead of computing it again
-    fig.savefig(path.with_suffix(".pdf"))
+    fig.savefig(pdf, format="pdf")
     plt.close(fig)
+    write_atomic(path, png.getvalue())  # a killed run leaves the old figure or the new one
+    write_atomic(path.with_suffix(".pdf"), pdf.getvalue())
     return path
 
 

@@ -95,10 +95,60 @@ def test_digests_and_non_finite_states(tmp_path):
     ckpt = Checkpoints(tmp_path / "c")
     assert ckpt.restore(abstract) is None  # nothing saved yet
     ckpt.save(1, state)
-    got, step = ckpt.restore(abstract)
-    assert step == 1 and state_digest(got) == state_digest(state)
+    got, step, meta = ckpt.restore(abstract)
+    assert step == 1 and meta == {} and state_digest(got) == state_digest(state)
     # Saved non-finite (the run diverged): an error that says so, not a silent restore.
     ckpt.save(2, {**state, "w": state["w"].at[1, 1].set(jnp.nan)})
     with pytest.raises(CheckpointError, match="non-finite weights as they were saved: training diverged"):
         ckpt.restore(abstract)
     ckpt.close()
+
+
+def test_a_workdir_is_owned_by_one_live_run(tmp_path):
+    import subprocess
+    import sys
+
+    from oodjax.files import RunLock
+
+    x, y = _data(48)
+    cfg = TrainConfig(epochs=1, batch_size=16)
+    with RunLock(tmp_path / "w", "training run"):
+        with pytest.raises(ValueError, match=r"w is in use by another training run \(pid \d+ on .*, since "):
+            train(_model(), x, y, cfg, key=jax.random.key(0), workdir=tmp_path / "w", progress=False)
+    # A run killed while holding the lock leaves the lock file; the next run takes it over.
+    code = ("import os, signal, sys; from oodjax.files import RunLock; RunLock(sys.argv[1]).acquire(); "
+            "os.kill(os.getpid(), signal.SIGKILL)")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "w")], check=False)
+    assert (tmp_path / "w" / ".lock").exists()
+    train(_model(), x, y, cfg, key=jax.random.key(0), workdir=tmp_path / "w", progress=False)
+
+
+def test_the_run_fingerprint_sees_permuted_labels_and_another_model(tmp_path):
+    x, y = _data(48)
+    cfg = TrainConfig(epochs=1, batch_size=16)
+    train(_model(), x, y, cfg, key=jax.random.key(0), workdir=tmp_path, progress=False)
+    perm = np.random.default_rng(3).permutation(48)
+    with pytest.raises(ValueError, match=r"holds another training run \(its labels differ"):
+        train(_model(), x, y[perm], cfg, key=jax.random.key(0), workdir=tmp_path, progress=False)
+    wider = small_cnn(3, image_size=12, widths=(8, 32), feature_dim=16)
+    with pytest.raises(ValueError, match=r"holds another training run \(its model differ"):
+        train(wider, x, y, cfg, key=jax.random.key(0), workdir=tmp_path, progress=False)
+
+
+def test_the_epoch_loss_after_a_resume_covers_the_whole_epoch(tmp_path):
+    class Killed(Exception):
+        pass
+
+    x, y = _data()
+    cfg = TrainConfig(epochs=2, batch_size=16, learning_rate=0.05, checkpoint_every=4, log_every=1)
+    _, full = train(_model(), x, y, cfg, key=jax.random.key(0), workdir=tmp_path / "a", progress=False)
+
+    def kill_at_10(step, metrics):
+        if step == 10:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(_model(), x, y, cfg, key=jax.random.key(0), workdir=tmp_path / "b", progress=False, on_step=kill_at_10)
+    _, resumed = train(_model(), x, y, cfg, key=jax.random.key(0), workdir=tmp_path / "b", progress=False)
+    epochs = lambda log: [(r["epoch"], r["epoch_loss"], r["epoch_accuracy"]) for r in log if "epoch_loss" in r]  # noqa: E731
+    assert epochs(resumed) == epochs(full) and len(epochs(full)) == 2  # epoch 2 resumed at step 8 of 6..12

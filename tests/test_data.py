@@ -299,3 +299,57 @@ def test_prefetch_map_keeps_order_uses_threads_bounds_depth_and_raises_in_place(
         next(stream)
     with pytest.raises(ValueError, match="workers and depth must be >= 1"):
         next(prefetch_map(abs, [1], workers=0))
+
+
+# --- loaders name the file and the problem (issue 17) ---------------------------------------------
+
+def test_sixteen_bit_and_float_images_keep_their_values(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.full((6, 6), 32768, np.uint16)).save(tmp_path / "a16.png")  # 16-bit grayscale PNG
+    Image.fromarray(np.full((6, 6), 0.25, np.float32)).save(tmp_path / "b.tif")  # float TIFF in [0, 1]
+    Image.fromarray(np.full((6, 6, 3), 51, np.uint8)).save(tmp_path / "c.png")
+    x = data.load_image_folder(tmp_path, 4, channels=1)
+    np.testing.assert_allclose(x[:, 0, 0, 0], [32768 / 65535, 0.25, 0.2], rtol=1e-5)
+    rgb = data.load_image_folder(tmp_path, 4, channels=3)
+    np.testing.assert_allclose(rgb[:, 1, 1], np.repeat(x[:, 1, 1], 3, axis=-1), atol=2e-3)
+    Image.fromarray(np.full((6, 6), 2.0, np.float32)).save(tmp_path / "d.tif")
+    with pytest.raises(ValueError, match=r"d.tif: cannot read this image \(a F image with values in \[2, 2\]"):
+        data.load_image_folder(tmp_path, 4, channels=1)
+
+
+def test_image_folder_errors_name_the_file(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "ok.jpg")
+    (tmp_path / "looks_like.png").mkdir()  # a folder named like an image is not an image
+    assert [p.name for p in data.sources.image_files(tmp_path)] == ["ok.jpg"]
+    for channels in (2, 4):
+        with pytest.raises(ValueError, match=f"grayscale \\(channels=1\\) or RGB \\(channels=3\\), got channels={channels}"):
+            data.FolderImages(tmp_path, 8, channels=channels)
+        with pytest.raises(ValueError, match="got channels="):
+            data.load_image_folder(tmp_path, 8, channels=channels)
+    raw = (tmp_path / "ok.jpg").read_bytes()
+    (tmp_path / "short.jpg").write_bytes(raw[: len(raw) // 2])  # a truncated JPEG
+    with pytest.raises(ValueError, match=r"short.jpg: cannot read this image .*remove or replace it"):
+        data.FolderImages(tmp_path, 8)[0:2]
+
+
+def test_damaged_idx_files_are_named(tmp_path):
+    from oodjax.data import fashion_mnist as fm
+
+    d = make_fake_fashion_mnist(tmp_path / "fm", n_train=20, n_test=10)
+    gz = d / "train-images-idx3-ubyte.gz"
+    gz.write_bytes(gz.read_bytes()[:200])  # truncated
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte.gz: cannot read this file .*damaged or truncated"):
+        fm.load_fashion_mnist("train", d)
+    (d / "t10k-images-idx3-ubyte.gz").write_bytes(b"not a gzip file at all")
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte.gz: cannot read this file"):
+        fm.load_fashion_mnist("test", d)
+    d2 = make_fake_fashion_mnist(tmp_path / "fm2", n_train=20, n_test=10)
+    labels = fm.read_idx(d2 / "train-labels-idx1-ubyte.gz").copy()
+    labels[3] = 12
+    fm.write_idx(d2 / "train-labels-idx1-ubyte.gz", labels.astype(np.uint8))
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte.gz: 1 labels outside Fashion-MNIST's 0..9 "
+                                         r"\(first at index 3: 12\)"):
+        fm.load_fashion_mnist("train", d2)

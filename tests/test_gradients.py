@@ -173,9 +173,9 @@ def test_bad_input(key):
         per_sample_grad_norms(apply, scores.predicted_nll, v, x, ord="l3")
     with pytest.raises(ValueError, match="l2 norms only"):
         per_sample_grad_norms(apply, scores.predicted_nll, v, x, ord="l1", method="ghost")
-    with pytest.raises(ValueError, match="temperature must be > 0"):
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
         scores.gradnorm(jnp.ones((2, 3)), jnp.ones((2, 4)), 0.0)
-    with pytest.raises(ValueError, match="epsilon must be >= 0"):
+    with pytest.raises(ValueError, match="epsilon must be a finite number >= 0"):
         scores.get("grodin_g", epsilons=(-0.1,))
     with pytest.raises(ValueError, match="criterion"):
         scores.get("grodin_sg", criterion="accuracy")
@@ -184,7 +184,7 @@ def test_bad_input(key):
     with pytest.raises(ValueError, match="gradient score needs ModelOutputs.model"):
         g = scores.get("grodin_g")
         g.score(g.fit(scores.FitData()), scores.ModelOutputs(inputs=x))
-    with pytest.raises(ValueError, match="temperature must be > 0"):
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
         scores.gradient_scorer(scores.gradnorm_loss, grid={"temperature": (0.0, 1.0)})
     with pytest.raises(ValueError, match="selector string must be one of"):
         scores.gradient_scorer(scores.gradnorm_loss, selector="head_kernal")

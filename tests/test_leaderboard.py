@@ -538,7 +538,7 @@ def test_adascale_from_shift_to_score(variant):
     ("scale", {"grid": (50.0, 120.0)}, "percentile must be in"),
     ("dice", {"sparsity": -1.0}, "percentile must be in"),
     ("gen", {"m": 0}, "m \\(the number of top classes\\) must be an integer >= 1"),
-    ("gen", {"gamma": 0.0}, "gamma must be > 0"),
+    ("gen", {"gamma": 0.0}, "gamma must be a finite number > 0"),
     ("fdbd", {"normalizer": "l1"}, "normalizer must be one of"),
     ("nci", {"alpha": -1.0}, "alpha must be >= 0"),
     ("nnguide", {"k": 0}, "k must be an integer >= 1"),

@@ -74,9 +74,9 @@ def test_tune_odin_is_the_grid_minimum(key):
 def test_odin_bad_input(key):
     logits_fn, _, _ = _tiny_model(key)
     x = jnp.ones((2, 3, 3, 2))
-    with pytest.raises(ValueError, match="epsilon must be >= 0"):
+    with pytest.raises(ValueError, match="epsilon must be a finite number >= 0"):
         scores.odin(logits_fn, x, 1.0, -0.1)
-    with pytest.raises(ValueError, match="temperature must be > 0"):
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
         scores.get("odin", temperatures=(0.0, 1.0))
     with pytest.raises(ValueError, match=r"\(N, H, W, C\)"):
         scores.odin(logits_fn, jnp.ones((2, 18)), 1.0, 0.0)

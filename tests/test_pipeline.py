@@ -109,6 +109,13 @@ def test_config_errors_come_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="model names must be unique"):
         dataclasses.replace(base, models=(ModelSpec("m"), ModelSpec("m")))
     assert not (tmp_path / "results" / "x").exists()  # nothing trained, nothing written
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ValueError, match="training directory .*a_file/x is not writable .*: choose another one"):
+        run(dataclasses.replace(base, results_dir=str(tmp_path / "a_file")))  # before any data or training
+    from oodjax.files import RunLock
+    with RunLock(tmp_path / "results" / "x", "run of this experiment"):  # another live run of it
+        with pytest.raises(ValueError, match=r"results/x is in use by another run of this experiment \(pid \d+"):
+            run(base)
 
 
 def test_cli_reports_missing_data(tmp_path, capsys):

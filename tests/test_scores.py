@@ -213,15 +213,15 @@ def test_unknown_name_lists_known():
 def test_bad_input(key):
     z = jnp.ones((4, 3))
     h = jnp.ones((4, 5))
-    with pytest.raises(ValueError, match="temperature must be > 0"):
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
         scores.msp(z, 0.0)
-    with pytest.raises(ValueError, match="temperature must be > 0"):
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
         scores.get("energy", temperature=-1.0)
     with pytest.raises(ValueError, match=r"logits must have shape \(N, C\)"):
         scores.energy(jnp.ones(3))
     with pytest.raises(ValueError, match="same batch size"):
         scores.rg(z, jnp.ones((5, 5)))
-    with pytest.raises(ValueError, match="k must be > 0"):
+    with pytest.raises(ValueError, match="k must be a finite number > 0"):
         scores.rg(z, h, k=0.0)
     with pytest.raises(ValueError, match="bank size"):
         scores.knn(h, jnp.ones((3, 5)), 4)

@@ -64,6 +64,6 @@ def get_config(variant: str = "default") -> Experiment:
             data=dataclasses.replace(base.data, train_size=4096, val_size=1000, test_size=2000,
                                      far_sets=("digits", "textures", "gaussian_noise"), corruptions=("gaussian_blur",),
                                      corruption_size=500),
-            train=TrainConfig(epochs=2, batch_size=64, learning_rate=0.05),
+            train=TrainConfig(epochs=2, batch_size=64, learning_rate=0.05, checkpoint_every=32),
         )
     raise ValueError(f"unknown variant {variant!r}; choose 'default' or 'small'")

@@ -5,6 +5,7 @@ tfds (`make demo`'s fallback where apt cannot be used)."""
 from __future__ import annotations
 
 import gzip
+import zlib
 import os
 from pathlib import Path
 
@@ -55,8 +56,12 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Reads an IDX file (optionally gzipped): magic 0x0000 <dtype> <ndim>, dims (big-endian)."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as e:  # a damaged or truncated .gz, an unreadable file
+        raise ValueError(f"{path}: cannot read this file ({type(e).__name__}: {e}); it is damaged or truncated: "
+                         "delete it and fetch it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
         raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()})")
     ndim = raw[3]
@@ -104,4 +109,8 @@ def load_fashion_mnist(
     labels = read_idx(_find(d, FILES[split][1]))
     if images.ndim != 3 or labels.shape != images.shape[:1]:
         raise ValueError(f"{d}: images {images.shape} and labels {labels.shape} do not match")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        bad = np.flatnonzero((labels < 0) | (labels > 9))
+        raise ValueError(f"{_find(d, FILES[split][1])}: {bad.size} labels outside Fashion-MNIST's 0..9 (first at "
+                         f"index {bad[0]}: {labels[bad[0]]}); the file is damaged: fetch it again")
     return (images[..., None].astype(np.float32) / 255.0), labels.astype(np.int32)

@@ -194,6 +194,8 @@ class FolderImages:
     def __init__(self, path: str | os.PathLike, image_size: int, channels: int = 3, resample: str = "bilinear"):
         if resample not in RESAMPLING:
             raise ValueError(f"resample must be one of {sorted(RESAMPLING)}, got {resample!r}")
+        if channels not in (1, 3):
+            raise ValueError(f"images are read as grayscale (channels=1) or RGB (channels=3), got channels={channels}")
         self.root, self.files = Path(path), image_files(path)
         self.image_size, self.channels, self.resample = image_size, channels, resample
         self.shape = (len(self.files), image_size, image_size, channels)

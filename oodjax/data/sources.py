@@ -86,19 +86,40 @@ def image_files(path: str | os.PathLike) -> list[Path]:
     return files
 
 
+HIGH_DEPTH = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
+
+
+def _read_one(f: Path, image_size: int, channels: int, resample: str) -> np.ndarray:
+    """(S, S, channels) float32 in [0, 1]. 8-bit modes go through Pillow's conversion; 16-bit
+    grayscale ("I;16", and "I", as Pillow opens 16-bit PNGs) is divided by 65535 and a float image
+    ("F", e.g. a float TIFF) must already lie in [0, 1]: converting those to 8 bits would clip them
+    to white or truncate them to black."""
+    with Image.open(f) as im:
+        size, filt = (image_size, image_size), RESAMPLING[resample]
+        if im.mode in HIGH_DEPTH:
+            a = np.asarray(im, np.float32) / np.float32(HIGH_DEPTH[im.mode])
+            if not (np.isfinite(a).all() and a.min() >= 0.0 and a.max() <= 1.0):
+                raise ValueError(f"a {im.mode} image with values in [{a.min():g}, {a.max():g}] (want [0, 1] for a "
+                                 "float image, 0..65535 for 16 bits): rescale it")
+            x = np.asarray(Image.fromarray(a, "F").resize(size, filt), np.float32)[..., None]
+            return np.clip(x, 0.0, 1.0) if channels == 1 else np.repeat(np.clip(x, 0.0, 1.0), 3, axis=-1)
+        x = np.asarray(im.convert("L" if channels == 1 else "RGB").resize(size, filt))
+        return (x.reshape(image_size, image_size, channels) / 255.0).astype(np.float32)
+
+
 def read_images(files: list[Path], image_size: int, channels: int, resample: str) -> np.ndarray:
-    """(N, S, S, channels) float32 in [0, 1] of `files`, each resized with Pillow's `resample`;
-    ValueError naming a file Pillow cannot read."""
-    mode = "L" if channels == 1 else "RGB"
+    """(N, S, S, channels) float32 in [0, 1] of `files`, each resized with Pillow's `resample`
+    (16-bit and float images keep their depth: `_read_one`); ValueError naming a file that
+    cannot be read."""
+    if channels not in (1, 3):
+        raise ValueError(f"images are read as grayscale (channels=1) or RGB (channels=3), got channels={channels}")
     out = []
     for f in files:
         try:
-            with Image.open(f) as im:
-                out.append(np.asarray(im.convert(mode).resize((image_size, image_size), RESAMPLING[resample])))
+            out.append(_read_one(f, image_size, channels, resample))
         except (OSError, ValueError, SyntaxError) as e:  # Pillow's errors for damaged or unknown files
             raise ValueError(f"{f}: cannot read this image ({e}); remove or replace it") from e
-    stacked = np.stack(out) if out else np.zeros((0, image_size, image_size), np.uint8)
-    return (stacked.reshape(len(files), image_size, image_size, channels) / 255.0).astype(np.float32)
+    return np.stack(out) if out else np.zeros((0, image_size, image_size, channels), np.float32)
 
 
 def load_image_folder(

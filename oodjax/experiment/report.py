@@ -15,6 +15,7 @@ from oodjax.evaluate import EvalResult
 from oodjax.experiment import views
 from oodjax.experiment.config import Experiment
 from oodjax.experiment.provenance import provenance
+from oodjax.files import write_atomic
 from oodjax.parallel import barrier, is_leader
 
 
@@ -60,18 +61,18 @@ def _write(report: Report, start: float, phases: dict[str, float]) -> str:
     """Writes the files of `write_report`; returns the views' text for the terminal."""
     exp, out_dir = report.experiment, report.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(report.records, indent=1))
+    write_atomic(out_dir / "metrics.json", json.dumps(report.records, indent=1))
     t = time.time()
     texts = [views.get(name)(report) for name in exp.views]
     tuned = [r for r in report.records if "tuned" in r]
     if tuned:  # the hyper-parameters each tunable scorer chose on each OOD set's validation split
         rows = "".join(f"| {r.get('model', '')} | {r['scorer']} | {r['ood_set']} | "
                        + ", ".join(f"{k} = {v:g}" for k, v in r["tuned"].items()) + " |\n" for r in tuned)
-        (out_dir / "tuned.md").write_text("Tuned on each OOD set's validation split (never its test split)\n\n"
+        write_atomic(out_dir / "tuned.md", "Tuned on each OOD set's validation split (never its test split)\n\n"
                                           "| Model | Scorer | OOD set | values |\n|---|---|---|---|\n" + rows)
         texts.append(f"Tuned hyper-parameters ({len(tuned)} model x scorer x OOD set): {out_dir / 'tuned.md'}")
     phases = {**phases, "report": time.time() - t}
-    (out_dir / "run.json").write_text(json.dumps(
+    write_atomic(out_dir / "run.json", json.dumps(
         {"config": dataclasses.asdict(exp), "seed": exp.seed, "id_accuracies": report.accuracies,
          "seconds": time.time() - start, "phases": phases, "provenance": provenance()}, indent=1, default=str))
     return "\n".join(t for t in texts if t)

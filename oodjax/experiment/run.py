@@ -27,6 +27,8 @@ from oodjax.experiment.data import (
     Data, as_source, assemble, check_sources, head, heldout_classes, normalized, outlier_images,
 )
 from oodjax.experiment.report import write_report
+from oodjax.files import RunLock, check_writable
+from oodjax.parallel import is_leader
 from oodjax.training import train
 
 
@@ -87,10 +89,22 @@ def _as_float32(images: np.ndarray) -> np.ndarray:
 
 def run(exp: Experiment) -> dict[str, Any]:
     """Runs the experiment and writes its report (`report.write_report`). Returns {'records',
-    'id_accuracies', 'summary', 'out_dir', 'seconds'}."""
+    'id_accuracies', 'summary', 'out_dir', 'seconds'}.
+
+    Before any work: the config is validated and the report and training directories are proved
+    writable; the run holds a lock on its report directory (a second live run of the same
+    experiment there is refused; a killed run's lock is taken over)."""
     start = time.time()
     validate(exp)
-    train_dir(exp).mkdir(parents=True, exist_ok=True)  # an unwritable results dir fails now, not after training
+    check_writable(train_dir(exp), "training directory")
+    out_dir = check_writable(Path(exp.results_dir) / exp.name)
+    if not is_leader():
+        return _run(exp, start)
+    with RunLock(out_dir, "run of this experiment"):
+        return _run(exp, start)
+
+
+def _run(exp: Experiment, start: float) -> dict[str, Any]:
     phases: dict[str, float] = {}  # wall seconds per phase, for run.json
     k_split, k_test, k_main, k_near = jax.random.split(jax.random.key(exp.seed), 4)
     d = assemble(exp.data, k_split, k_test)

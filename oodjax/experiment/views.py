@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from oodjax import metrics
+from oodjax.files import write_atomic
 from oodjax.plots import write_plots
 from oodjax.registry import Registry
 
@@ -65,7 +66,7 @@ def _summary(report: "Report") -> str:
     """summary.md: each model's accuracy and the metrics averaged per kind of shift (far, near,
     covariate, resize); for the terminal, the best few scorers per kind."""
     summary = metrics.format_table(summary_table(report.records), average=False)
-    (report.out_dir / "summary.md").write_text(f"{accuracy_table(report)}\n{summary}")
+    write_atomic(report.out_dir / "summary.md", f"{accuracy_table(report)}\n{summary}")
     return best_per_kind(report.records) + f"\n(all scorers per kind: {report.out_dir / 'summary.md'})"
 
 
@@ -75,8 +76,8 @@ def _table(report: "Report") -> None:
     (never across kinds). Both FPR95 conventions."""
     kw = {"metrics": report.experiment.metrics} if report.experiment.metrics else {}
     rows = report.records + summary_table(report.records)
-    (report.out_dir / "table.md").write_text(metrics.format_table(rows, average=False, **kw))
-    (report.out_dir / "table.csv").write_text(metrics.format_table(rows, fmt="csv", average=False, **kw))
+    write_atomic(report.out_dir / "table.md", metrics.format_table(rows, average=False, **kw))
+    write_atomic(report.out_dir / "table.csv", metrics.format_table(rows, fmt="csv", average=False, **kw))
 
 
 @register_view("methods_table")
@@ -88,9 +89,9 @@ def _methods_table(report: "Report") -> str:
     by_set = sorted(report.records, key=lambda r: order.index(r["ood_set"]))
     acc = accuracy_table(report, "Model | Accuracy (%)")
     summary = f"{exp.title}\n\n{metrics.format_table(by_set, **kw)}\n{acc}"
-    (report.out_dir / "table.md").write_text(summary)
-    (report.out_dir / "accuracy.md").write_text(acc)
-    (report.out_dir / "table.csv").write_text(metrics.format_table(by_set, fmt="csv", **kw))
+    write_atomic(report.out_dir / "table.md", summary)
+    write_atomic(report.out_dir / "accuracy.md", acc)
+    write_atomic(report.out_dir / "table.csv", metrics.format_table(by_set, fmt="csv", **kw))
     return summary
 
 

@@ -211,6 +211,6 @@ def per_sample_sq_grad_norms_ghost(
       Dense/Conv layers are tapped); logit_loss: ((C,), *shared) -> scalar, hashable; shared:
       arguments of the loss that are not differentiated (a temperature).
     """
-    _check_batch((x,))
+    _check_batch((x,), chunk_size)
     return _ghost_sq_norms(apply, logit_loss, variables, x, selected_paths(variables, selector), chunk_size,
                            tuple(shared))

@@ -16,12 +16,14 @@ import jax
 import jax.numpy as jnp
 
 from oodjax.gradients._select import PyTree, Selector, merge, selected_paths, split
+from oodjax.validation import check_int
 
 SampleLoss = Callable[..., jax.Array]
 NORM_ORDS = ("l1", "l2", "sq")
 
 
-def _check_batch(batch: tuple[jax.Array, ...]) -> int:
+def _check_batch(batch: tuple[jax.Array, ...], chunk_size: int = 1) -> int:
+    check_int("chunk_size", chunk_size)
     if not batch:
         raise ValueError("pass at least one batched array")
     n = batch[0].shape[0]
@@ -64,7 +66,7 @@ def per_sample_grads(
     loss_fn must be a hashable function (define it once, not as a new lambda per call, to reuse
     the compiled code).
     """
-    _check_batch(batch)
+    _check_batch(batch, chunk_size)
     return _grads(loss_fn, params, batch, selected_paths(params, selector), chunk_size, tuple(shared))
 
 
@@ -90,5 +92,5 @@ def per_sample_grad_norms_vmap(
     chunk, so that at most chunk_size per-sample gradients exist at once."""
     if ord not in NORM_ORDS:
         raise ValueError(f"ord must be one of {NORM_ORDS}, got {ord!r}")
-    _check_batch(batch)
+    _check_batch(batch, chunk_size)
     return _norms(loss_fn, params, batch, selected_paths(params, selector), chunk_size, ord, tuple(shared))

@@ -7,7 +7,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from oodjax.scores._checks import check_rank
+from oodjax.scores._checks import check_finite_rows, check_rank
 from oodjax.scores._registry import register
 from oodjax.scores._types import FitData, ModelOutputs, Scorer
 from oodjax.types import FEATURES, TRAIN
@@ -91,6 +91,8 @@ def knn(
 @register("knn")
 def _knn(k: int = 50) -> Scorer:
     def fit(data: FitData) -> jax.Array:
+        check_finite_rows("the KNN bank (training features)", data.train.features,
+                          "a NaN row would shift every score; drop those samples or fix the model")
         return l2_normalize(data.train.features)
 
     def score(bank: jax.Array, out: ModelOutputs) -> jax.Array:

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from oodjax.scores._checks import check_rank
+from oodjax.scores._checks import check_finite_rows, check_rank
 from oodjax.scores._registry import register
 from oodjax.scores._types import FitData, ModelOutputs, Scorer
 from oodjax.types import FEATURES, LABELS, LOGITS, TRAIN
@@ -37,8 +37,12 @@ def check_labels(labels: np.ndarray, num_samples: int, num_classes: int) -> np.n
 
 
 def _whitening(cov: np.ndarray, rcond: float) -> np.ndarray:
-    """(D, R) W with W W^T = pinv(cov): eigenvalues below rcond * max are dropped."""
+    """(D, R) W with W W^T = pinv(cov): eigenvalues below rcond * max are dropped. A covariance
+    without any variance (constant features: every score would be one constant) is an error."""
     eigval, eigvec = np.linalg.eigh(cov)
+    if not eigval.max() > 0:
+        raise ValueError("the training features have no variance about their class means (constant features): "
+                         "a Mahalanobis distance would give every sample one score; check the model's features")
     keep = eigval > rcond * eigval.max()
     return eigvec[:, keep] / np.sqrt(eigval[keep])[None, :]
 
@@ -53,6 +57,7 @@ def fit_mahalanobis(
     features: (N, D); labels: (N,) in [0, num_classes).
     """
     check_rank("features", features, 2, "(N, D)")
+    check_finite_rows("the training features", features, "drop those samples or fix the model")
     h = np.asarray(features, dtype=np.float64)
     y = check_labels(labels, h.shape[0], num_classes)
     counts = np.bincount(y, minlength=num_classes)

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from oodjax.scores._checks import check_positive
+from oodjax.scores._checks import check_nonnegative, check_positive, check_positive_values
 from oodjax.scores._registry import register
 from oodjax.scores._tune import GridScores, Point, check_criterion, grid_points, grid_tuner, tune_on_grid
 from oodjax.types import INPUTS, MODEL, FitData, ModelOutputs, Predict, Scorer, require
@@ -31,8 +31,7 @@ LogitsFn = Callable[[jax.Array], jax.Array]
 
 def _check_step(temperature: float, epsilon: float) -> None:
     check_positive("temperature", temperature)
-    if isinstance(epsilon, (int, float)) and epsilon < 0:
-        raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+    check_nonnegative("epsilon", epsilon)
 
 
 @jax.jit
@@ -62,6 +61,7 @@ def odin(
     _check_step(temperature, epsilon)
     if x.ndim != 4:
         raise ValueError(f"ODIN perturbs images: x must have shape (N, H, W, C), got {x.shape}")
+    check_positive_values("std (the input normalization's)", std)
     std = jnp.broadcast_to(jnp.asarray(std, x.dtype), (x.shape[-1],))
     t = jnp.asarray(temperature, x.dtype)
     return _perturbed_msp(logits_fn, x, odin_direction(logits_fn, x, t, std), t, jnp.asarray(epsilon, x.dtype))

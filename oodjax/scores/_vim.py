@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from oodjax.scores._checks import check_logits_features
+from oodjax.scores._checks import check_finite_rows, check_logits_features
 from oodjax.scores._registry import register
 from oodjax.scores._types import FitData, Head, ModelOutputs, Scorer
 from oodjax.types import FEATURES, HEAD, LOGITS, TRAIN
@@ -43,6 +43,7 @@ def fit_vim(features: jax.Array, logits: jax.Array, head: Head, dim: int | None 
     features: (N, D); logits: (N, C) on the same samples; head: the final dense layer.
     """
     check_logits_features(logits, features)
+    check_finite_rows("the training features", features, "drop those samples or fix the model")
     d = features.shape[1]
     dim = default_vim_dim(d) if dim is None else dim
     if not 0 < dim < d:
@@ -53,6 +54,9 @@ def fit_vim(features: jax.Array, logits: jax.Array, head: Head, dim: int | None 
     eigval, eigvec = np.linalg.eigh(centered.T @ centered / centered.shape[0])
     null_basis = eigvec[:, np.argsort(eigval)[::-1][dim:]]
     res = np.linalg.norm(centered @ null_basis, axis=-1)
+    if not res.mean() > 1e-12 * max(np.abs(centered).max(), 1e-300):
+        raise ValueError(f"ViM: the training features have no component outside their {dim}-dimensional principal "
+                         "space (zero residual: alpha would be infinite); choose a smaller dim")
     alpha = np.asarray(logits, np.float64).max(axis=-1).mean() / res.mean()
     dtype = features.dtype
     return VimState(jnp.asarray(origin, dtype), jnp.asarray(null_basis, dtype), jnp.asarray(alpha, dtype))

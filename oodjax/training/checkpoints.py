@@ -21,6 +21,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from oodjax.files import write_atomic
 from oodjax.models import CheckpointError
 from oodjax.parallel import is_leader
 
@@ -47,14 +48,6 @@ def _finite(tree: Any) -> bool:
                if np.issubdtype(np.asarray(_host_copy(x)).dtype, np.inexact))
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Writes `text` to a temporary file beside `path` and renames it over `path`: a reader (another
-    process, or a run killed mid-write) sees the old file or the new one, never a part."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 class Checkpoints:
     """A run's verified checkpoints in `directory` (orbax, synchronous saves)."""
 
@@ -64,7 +57,7 @@ class Checkpoints:
             self.dir, options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False))
         self.digest_path = self.dir / "digests.json"
 
-    def _digests(self) -> dict[str, str]:
+    def _digests(self) -> dict[str, dict[str, Any]]:
         try:
             return json.loads(self.digest_path.read_text())
         except FileNotFoundError:
@@ -77,19 +70,20 @@ class Checkpoints:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
-    def save(self, step: int, state: Any) -> None:
-        """Saves `state` at `step` and records its digest (after the checkpoint is complete)."""
+    def save(self, step: int, state: Any, meta: dict[str, Any] | None = None) -> None:
+        """Saves `state` at `step` and records its digest and `meta` (small JSON: what the run needs
+        besides the state to resume exactly), after the checkpoint is complete."""
         self.manager.save(step, args=ocp.args.StandardSave(state))
         self.manager.wait_until_finished()
         if is_leader():
             kept = {str(s) for s in self.manager.all_steps()}
             digests = {k: v for k, v in self._digests().items() if k in kept}
-            digests[str(step)] = state_digest(state)
+            digests[str(step)] = {"sha256": state_digest(state), "meta": meta or {}}
             write_atomic(self.digest_path, json.dumps(digests, indent=1))
 
-    def restore(self, abstract: Any) -> tuple[Any, int] | None:
-        """(state, step) of the newest intact checkpoint, or None if there is none at all; damaged
-        ones are deleted with a warning. CheckpointError if every checkpoint is damaged."""
+    def restore(self, abstract: Any) -> tuple[Any, int, dict[str, Any]] | None:
+        """(state, step, meta) of the newest intact checkpoint, or None if there is none at all;
+        damaged ones are deleted with a warning. CheckpointError if every checkpoint is damaged."""
         steps = sorted(self.manager.all_steps(), reverse=True)
         if not steps:
             return None
@@ -101,7 +95,8 @@ class Checkpoints:
             except Exception as e:  # noqa: BLE001  (any failure to read: the checkpoint is damaged)
                 problem = f"cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})"
             else:
-                want = digests.get(str(step))
+                record = digests.get(str(step)) or {}
+                want = record.get("sha256") if isinstance(record, dict) else None
                 intact = want is not None and state_digest(state) == want
                 if want is not None and not intact:
                     problem = "does not match the digest written when it was saved"
@@ -119,7 +114,7 @@ class Checkpoints:
                         warnings.warn(f"checkpoint(s) at step {', '.join(map(str, damaged))} in {self.dir} are "
                                       f"damaged and were deleted; resuming from the intact one at step {step}",
                                       stacklevel=2)
-                    return state, step
+                    return state, step, dict(record.get("meta") or {})
             damaged.append(step)
             warnings.warn(f"the checkpoint at step {step} in {self.dir} {problem}", stacklevel=2)
         raise CheckpointError(

@@ -27,10 +27,12 @@ from tqdm.auto import tqdm
 
 from oodjax.data.indexed import Indexed
 from oodjax.data.prefetch import prefetch
+from oodjax.files import RunLock, write_atomic
+from oodjax.validation import check_int, check_nonnegative, check_positive
 from oodjax.models import Model, Variables
 from oodjax.parallel import batch_mesh, global_batch, is_leader, local_rows, replicate
 from oodjax.training.augment import random_crop_flip
-from oodjax.training.checkpoints import Checkpoints, write_atomic
+from oodjax.training.checkpoints import Checkpoints
 from oodjax.training.objectives import CrossEntropy, Objective, TrainOutputs
 from oodjax.training.schedules import get_schedule
 from oodjax.training.tensorboard import write_events
@@ -45,7 +47,7 @@ class TrainConfig:
     schedule: a name of `schedules` ("cosine", or "step" with schedule_kwargs milestones/gamma,
       e.g. {"milestones": (60, 120, 160), "gamma": 0.2} for WRN's 200 epochs at lr 0.1).
     compute_dtype: "float32" or "bfloat16" (forward/backward in bf16, float32 master weights).
-    checkpoint_every: save every N steps (0: only at the end); needs a workdir.
+    checkpoint_every: save every N steps (None: every epoch; 0: only at the end); needs a workdir.
     """
 
     epochs: int = 1
@@ -58,8 +60,17 @@ class TrainConfig:
     schedule_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     augment: bool = False
     compute_dtype: str = "float32"
-    checkpoint_every: int = 0
+    checkpoint_every: int | None = None
     log_every: int = 50
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "log_every"):
+            check_int(f"TrainConfig.{name}", getattr(self, name))
+        if self.checkpoint_every is not None:
+            check_int("TrainConfig.checkpoint_every", self.checkpoint_every, 0)
+        check_positive("TrainConfig.learning_rate", self.learning_rate)
+        check_nonnegative("TrainConfig.weight_decay", self.weight_decay)
+        check_nonnegative("TrainConfig.momentum", self.momentum)
 
 
 class TrainState(NamedTuple):
@@ -138,41 +149,36 @@ def _digest(tree: Any) -> str:
     return h.hexdigest()
 
 
-def _fingerprint(cfg: TrainConfig, images: np.ndarray | Indexed, labels: np.ndarray, key: jax.Array,
+def _array_sha256(a: np.ndarray) -> str:
+    h = hashlib.sha256(f"{a.dtype}{a.shape}".encode())
+    h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _fingerprint(model: Model, cfg: TrainConfig, images: np.ndarray | Indexed, labels: np.ndarray, key: jax.Array,
                  input_transform: InputTransform | None, objective: Objective, outliers: np.ndarray | None,
                  outlier_batch_size: int, init_variables: Variables | None) -> dict:
-    """What must match for a workdir's checkpoint to belong to this run (the defaults add nothing,
-    so plain runs keep their identity)."""
+    """What must match for a workdir's checkpoint to belong to this run: the config, the model's
+    variables (every name and shape), a SHA-256 of the images and of the labels (so permuted
+    labels are another run), the key; the defaults of the rest add nothing."""
+    shapes = jax.eval_shape(model.init, jax.random.key(0))
+    layout = hashlib.sha256(repr(jax.tree_util.tree_flatten_with_path(
+        jax.tree.map(lambda a: (a.shape, str(a.dtype)), shapes))).encode()).hexdigest()
     return json.loads(json.dumps({
+        "model": layout,
         "config": dataclasses.asdict(cfg),
         **({"input_transform": repr(input_transform)} if input_transform is not None else {}),
         **({"objective": repr(objective)} if objective != CrossEntropy() else {}),
         **({"outliers": [list(outliers.shape), _digest(outliers), outlier_batch_size]} if outliers is not None else {}),
         **({"init_variables": _digest(init_variables)} if init_variables is not None else {}),
-        "images": images.identity() if isinstance(images, Indexed) else
-        [list(images.shape), float(np.asarray(images, np.float64).sum())],
-        "labels": int(np.asarray(labels, np.int64).sum()),
+        "images": images.identity() if isinstance(images, Indexed) else _array_sha256(np.asarray(images)),
+        "labels": _array_sha256(np.asarray(labels, np.int64)),
         "key": np.asarray(jax.random.key_data(key)).tolist(),
     }))
 
 
-def train(
-    model: Model,
-    images: np.ndarray | Indexed,
-    labels: np.ndarray,
-    cfg: TrainConfig,
-    *,
-    key: jax.Array,
-    workdir: str | Path | None = None,
-    mesh: Mesh | None = None,
-    progress: bool = True,
-    on_step: Callable[[int, dict[str, float]], None] | None = None,
-    input_transform: InputTransform | None = None,
-    objective: Objective = CrossEntropy(),
-    outliers: np.ndarray | None = None,
-    outlier_batch_size: int | None = None,
-    init_variables: Variables | None = None,
-) -> TrainResult:
+def train(model: Model, images: np.ndarray | Indexed, labels: np.ndarray, cfg: TrainConfig, *, key: jax.Array,
+          workdir: str | Path | None = None, **kwargs: Any) -> TrainResult:
     """Trains `model` from `model.init` on (N, H, W, C) images and (N,) integer labels.
 
     images: an array, or an `oodjax.data.Indexed` dataset (e.g. TfdsImages over ArrayRecord) whose
@@ -191,14 +197,43 @@ def train(
       outlier_batch_size of them (default: batch_size) without replacement, a pure function of
       (key, step), and runs them through the model in the same batch as the ID images.
     init_variables: start from these variables (fine-tuning) instead of model.init.
+    A run with a workdir holds a lock on it (`files.RunLock`): a second live run on the same
+    workdir is refused with a message; a killed run's lock is taken over.
+    kwargs: mesh, progress, on_step, input_transform, objective, outliers, outlier_batch_size,
+    init_variables (as above).
     Returns the trained variables and the log records.
     """
+    if workdir is None or not is_leader():
+        return _train(model, images, labels, cfg, key=key, workdir=workdir, **kwargs)
+    with RunLock(workdir, "training run"):
+        return _train(model, images, labels, cfg, key=key, workdir=workdir, **kwargs)
+
+
+def _train(
+    model: Model,
+    images: np.ndarray | Indexed,
+    labels: np.ndarray,
+    cfg: TrainConfig,
+    *,
+    key: jax.Array,
+    workdir: str | Path | None = None,
+    mesh: Mesh | None = None,
+    progress: bool = True,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+    input_transform: InputTransform | None = None,
+    objective: Objective = CrossEntropy(),
+    outliers: np.ndarray | None = None,
+    outlier_batch_size: int | None = None,
+    init_variables: Variables | None = None,
+) -> TrainResult:
+    """`train` without the lock."""
     mesh = mesh or batch_mesh()
     n_dev = mesh.devices.size
     outlier_batch_size = outlier_batch_size or cfg.batch_size
     steps_per_epoch = _check_inputs(model, images, labels, cfg, n_dev, input_transform, objective, outliers,
                                     outlier_batch_size)
     total_steps = cfg.epochs * steps_per_epoch
+    every = steps_per_epoch if cfg.checkpoint_every is None else cfg.checkpoint_every  # 0: at the end only
     init_key, data_key, step_key = jax.random.split(key, 3)
     # The outlier draws' seed (fold_in data 2**31 - 1: the epochs never reach it).
     outlier_seed = np.asarray(jax.random.key_data(jax.random.fold_in(data_key, 2**31 - 1))).tolist()
@@ -214,17 +249,19 @@ def train(
     lo, hi = local_rows(batch_sharded, cfg.batch_size)  # the rows of each batch this process reads
 
     log: list[dict[str, float]] = []
-    manager, log_path = None, None
+    manager, log_path, resume_meta = None, None, {}
     if workdir is not None:
         workdir = Path(workdir).absolute()
         workdir.mkdir(parents=True, exist_ok=True)
-        fingerprint = _fingerprint(cfg, images, labels, key, input_transform, objective, outliers,
+        fingerprint = _fingerprint(model, cfg, images, labels, key, input_transform, objective, outliers,
                                    outlier_batch_size, init_variables)
         fp_path = workdir / "train_run.json"
-        if fp_path.exists() and json.loads(fp_path.read_text()) != fingerprint:
-            raise ValueError(
-                f"{workdir} holds a training run with another config, data or key; use a new workdir"
-            )
+        if fp_path.exists():
+            old = json.loads(fp_path.read_text())
+            if old != fingerprint:
+                differ = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+                raise ValueError(f"{workdir} holds another training run (its {', '.join(differ)} differ from this "
+                                 "run's); use a new workdir, or delete that one")
         if is_leader():
             write_atomic(fp_path, json.dumps(fingerprint, indent=1))
         manager = Checkpoints(workdir / "checkpoints")
@@ -233,7 +270,7 @@ def train(
         restored = manager.restore(abstract)  # the newest intact checkpoint (damaged ones: warned, deleted)
         latest = None
         if restored is not None:
-            state, latest = restored
+            state, latest, resume_meta = restored
         if log_path.exists():  # keep what was logged up to the restored step
             old = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
             log = [r for r in old if r.get("step", 0) <= (latest or 0)]
@@ -302,7 +339,8 @@ def train(
                 ood = outliers[rng.choice(outliers.shape[0], outlier_batch_size, replace=False)[o_lo:o_hi]]
             yield images[idx], labels[idx], ood
 
-    sums, t0 = np.zeros(3), time.time()
+    # The running (loss, accuracy, count) sums of the epoch the run resumes in, saved with its checkpoint.
+    sums, t0 = np.asarray(resume_meta.get("epoch_sums", np.zeros(3)), np.float64), time.time()
     for s, (x_host, y_host, ood_host) in enumerate(prefetch(host_batches()), start):  # read ahead while a step runs
         epoch, i = divmod(s, steps_per_epoch)
         if i == 0:
@@ -325,8 +363,8 @@ def train(
                 if workdir is not None and is_leader():
                     write_events(workdir / "tensorboard", log)
         bar.update(1)
-        if manager is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-            manager.save(step, state)
+        if manager is not None and every and step % every == 0:
+            manager.save(step, state, {"epoch_sums": sums.tolist()})
         if on_step is not None:
             on_step(step, m)
     bar.close()
@@ -334,6 +372,6 @@ def train(
         write_events(workdir / "tensorboard", log)
     if manager is not None:
         if manager.latest_step() != total_steps:
-            manager.save(total_steps, state)
+            manager.save(total_steps, state, {"epoch_sums": sums.tolist()})
         manager.close()
     return TrainResult({"params": state.params, **state.model_state}, log)
