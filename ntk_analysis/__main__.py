@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--implementation", default="JACOBIAN_CONTRACTION", choices=[i.name for i in Implementation])
     p.add_argument("--data-dir", default=None, help="empirical: Fashion-MNIST IDX folder")
     a = p.parse_args(argv)
+    for name, low in (("points_1d", 2), ("points_2d", 2), ("anchors", 1), ("dim", 2), ("n", 2), ("train_size", 64),
+                      ("epochs", 1)):
+        if getattr(a, name) < low:
+            p.error(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(a, name)}")  # before any work
     out = Path(a.out)
     key = jax.random.key(a.seed)
     todo = ("spectrum", "gamma", "toy2d", "empirical") if a.figure == "all" else (a.figure,)

@@ -33,6 +33,7 @@ from ntk_analysis import _theory as T  # noqa: E402
 from oodjax import anchoring  # noqa: E402
 from oodjax.models import Model, from_flax  # noqa: E402
 from oodjax.training import TrainConfig, train  # noqa: E402
+from oodjax.validation import check_int  # noqa: E402
 
 
 def _save(out_dir: Path, stem: str, fig: plt.Figure, arrays: dict[str, Any], rows: list[dict[str, Any]]) -> None:
@@ -46,6 +47,12 @@ def _save(out_dir: Path, stem: str, fig: plt.Figure, arrays: dict[str, Any], row
     plt.close(fig)
 
 
+def _check_counts(**counts: tuple[object, int]) -> None:
+    """ValueError naming the first argument that is not an integer >= its minimum (before any work)."""
+    for name, (value, low) in counts.items():
+        check_int(name, value, low)
+
+
 def regular_grid(points: int, dim: int) -> np.ndarray:
     """`points` per axis on [0, 1): (points ** dim, dim)."""
     axes = [np.arange(points) / points] * dim
@@ -56,6 +63,7 @@ def spectrum(out_dir: Path, key: jax.Array, points_1d: int = 256, points_2d: int
              depth: int = 4, w_std: float = 1.5, b_std: float = 0.1) -> dict[str, np.ndarray]:
     """Fig. 4 left: eigenvalues of the analytic NTK of a depth-`depth` ReLU MLP on a regular grid,
     for the inputs x (vanilla) and [c, x - c] (anchored) with `anchors` random grid anchors c."""
+    _check_counts(points_1d=(points_1d, 2), points_2d=(points_2d, 2), anchors=(anchors, 1), depth=(depth, 2))
     _, _, kernel_fn = K.relu_mlp(depth, 512, w_std, b_std)
     ntk = lambda a, b: K.analytic_ntk(kernel_fn, a, b)  # noqa: E731
     arrays, rows = {}, []
@@ -85,6 +93,7 @@ def spectrum(out_dir: Path, key: jax.Array, points_1d: int = 256, points_2d: int
 def gamma(out_dir: Path, key: jax.Array, n: int = 64, d: int = 16,
           anchor_norms: Sequence[float] = tuple(np.logspace(-3, 0, 13))) -> dict[str, np.ndarray]:
     """Eq. 4 against neural-tangents (constants in `_theory`), and the Taylor error of eq. 6 vs |c|."""
+    _check_counts(n=(n, 2), d=(d, 2))
     x = T.unit_rows(key, n, d)
     _, _, kernel_fn = K.relu_mlp(2, 512, 1.0, None)
     nt_hidden = d * (K.analytic_ntk(kernel_fn, x, x) - K.analytic_ntk(kernel_fn, x, x, "nngp"))
@@ -123,6 +132,7 @@ def toy2d(out_dir: Path, key: jax.Array, samples: int = 200, anchors: int = 5, g
     """Fig. 4 right on two moons: decision regions of an anchored MLP for several anchors, its tau
     (eq. 1: summed std of sigmoid(logits) over the anchors) over the plane, the plain MLP, and eq. 5's
     infinite-width kernel regression with the anchored NTK per anchor (and its std across anchors)."""
+    _check_counts(samples=(samples, 2), anchors=(anchors, 2), grid=(grid, 2), epochs=(epochs, 1))
     from sklearn.datasets import make_moons
 
     x, y = make_moons(samples, noise=0.1, random_state=0)
@@ -198,6 +208,9 @@ def empirical(out_dir: Path, key: jax.Array, n: int = 48, train_size: int = 5000
     """Empirical NTK spectra (traced over the 10 logits) of the small CNN on n Fashion-MNIST test
     images: at initialization and trained, plain (x) versus anchored ([c, x - c] for `anchors`
     training anchors c), each trained on `train_size` images for `epochs` epochs."""
+    _check_counts(n=(n, 2), train_size=(train_size, 64), epochs=(epochs, 1), anchors=(anchors, 1))
+    if not isinstance(implementation, K.Implementation):
+        raise ValueError(f"implementation must be an ntk_analysis.Implementation, got {implementation!r}")
     from oodjax import data, models
     from oodjax.data import normalize
 

@@ -53,7 +53,7 @@ class RunLock:
     end of a `with` block. ValueError if another live process holds it."""
 
     def __init__(self, directory: str | Path, what: str = "run"):
-        self.path = check_writable(directory) / ".lock"
+        self.path = check_writable(directory, f"directory of this {what}") / ".lock"
         self.what = what
         self._fd: int | None = None
 

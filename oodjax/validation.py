@@ -29,11 +29,12 @@ def concrete_scalar(value: object) -> float | None:
     return None
 
 
-def check_positive(name: str, value: object) -> None:
-    """ValueError unless a concrete scalar `value` is finite and > 0 (tracers pass)."""
+def check_positive(name: str, value: object, allow_inf: bool = False) -> None:
+    """ValueError unless a concrete scalar `value` is finite (or +inf, with allow_inf: a clip
+    threshold that clips nothing) and > 0 (tracers pass)."""
     v = concrete_scalar(value)
-    if v is not None and not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    if v is not None and not ((math.isfinite(v) or (allow_inf and v == math.inf)) and v > 0):
+        raise ValueError(f"{name} must be a {'number' if allow_inf else 'finite number'} > 0, got {value!r}")
 
 
 def check_nonnegative(name: str, value: object) -> None:
@@ -85,7 +86,7 @@ def check_finite_rows(name: str, x: object, fix: str = "") -> None:
     if bad.any():
         rows = np.flatnonzero(bad)
         shown = ", ".join(map(str, rows[:8])) + (" ..." if rows.size > 8 else "")
-        raise ValueError(f"{name} has {rows.size} of {bad.size} rows with NaN or inf (rows {shown})"
+        raise ValueError(f"{name}: {rows.size} of {bad.size} rows hold NaN or inf (rows {shown})"
                          + (f": {fix}" if fix else ""))
 
 

@@ -200,7 +200,7 @@ def test_anchored_training_and_scoring_end_to_end(key, tmp_path):
     losses = [r["loss"] for r in result.log if "loss" in r]
     assert losses[-1] < losses[0]
     # The transform is part of the run's identity: another transform refuses the same workdir.
-    with pytest.raises(ValueError, match=r"holds another training run \(its input_transform differ"):
+    with pytest.raises(ValueError, match=r"holds another training run \(it differs from this one in: input_transform"):
         train(net, images, labels, cfg, key=key, workdir=tmp_path / "anchored",
               input_transform=anchoring.AnchoredTraining(replacement=True), progress=False)
     model = anchoring.anchored_model(net)

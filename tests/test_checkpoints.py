@@ -128,10 +128,10 @@ def test_the_run_fingerprint_sees_permuted_labels_and_another_model(tmp_path):
     cfg = TrainConfig(epochs=1, batch_size=16)
     train(_model(), x, y, cfg, key=jax.random.key(0), workdir=tmp_path, progress=False)
     perm = np.random.default_rng(3).permutation(48)
-    with pytest.raises(ValueError, match=r"holds another training run \(its labels differ"):
+    with pytest.raises(ValueError, match=r"holds another training run \(it differs from this one in: labels"):
         train(_model(), x, y[perm], cfg, key=jax.random.key(0), workdir=tmp_path, progress=False)
     wider = small_cnn(3, image_size=12, widths=(8, 32), feature_dim=16)
-    with pytest.raises(ValueError, match=r"holds another training run \(its model differ"):
+    with pytest.raises(ValueError, match=r"holds another training run \(it differs from this one in: model"):
         train(wider, x, y, cfg, key=jax.random.key(0), workdir=tmp_path, progress=False)
 
 

@@ -141,3 +141,18 @@ def test_figures_run_end_to_end(tmp_path):
             assert (out / f"{stem}.{ext}").exists(), (stem, ext)
     spec = np.load(out / "ntk_empirical_fmnist.npz")
     assert spec["anchored_trained"].shape == (2, 6) and np.all(np.diff(spec["plain_trained"]) <= 1e-6)
+
+
+def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys):
+
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="train_size must be an integer >= 64, got 10"):
+        figures.empirical(tmp_path, key, train_size=10)  # used to train for 30 s first
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1, got 0"):
+        figures.toy2d(tmp_path, key, epochs=0)
+    with pytest.raises(ValueError, match="points_2d must be an integer >= 2, got 1.5"):
+        figures.spectrum(tmp_path, key, points_2d=1.5)
+    with pytest.raises(SystemExit):
+        cli.main(["empirical", "--epochs", "0", "--out", str(tmp_path)])
+    assert "--epochs must be >= 1, got 0" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing written

@@ -195,7 +195,7 @@ def test_finetuning_starts_from_the_given_variables(tmp_path, key):
     tuned = train(net, x, y, zero_lr, key=key, init_variables=base, progress=False, workdir=tmp_path / "ft").variables
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), base, tuned)
     other = jax.tree.map(lambda a: a + 1.0, base)  # another start is another run
-    with pytest.raises(ValueError, match=r"holds another training run \(its init_variables differ"):
+    with pytest.raises(ValueError, match=r"holds another training run \(it differs from this one in: init_variables"):
         train(net, x, y, zero_lr, key=key, init_variables=other, progress=False, workdir=tmp_path / "ft")
 
 

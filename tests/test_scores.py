@@ -221,8 +221,9 @@ def test_bad_input(key):
         scores.energy(jnp.ones(3))
     with pytest.raises(ValueError, match="same batch size"):
         scores.rg(z, jnp.ones((5, 5)))
-    with pytest.raises(ValueError, match="k must be a finite number > 0"):
+    with pytest.raises(ValueError, match="k must be a number > 0"):
         scores.rg(z, h, k=0.0)
+    assert np.isfinite(np.asarray(scores.rg(z, jnp.abs(h), k=float("inf")))).all()  # k = inf: no clipping
     with pytest.raises(ValueError, match="bank size"):
         scores.knn(h, jnp.ones((3, 5)), 4)
     with pytest.raises(ValueError, match="percentile"):

@@ -62,7 +62,7 @@ def test_workdir_of_another_run_is_refused(key, tmp_path):
     x, y = _data(48)
     cfg = TrainConfig(epochs=1, batch_size=16)
     train(model, x, y, cfg, key=key, workdir=tmp_path, progress=False)
-    with pytest.raises(ValueError, match=r"holds another training run \(its config differ"):
+    with pytest.raises(ValueError, match=r"holds another training run \(it differs from this one in: config"):
         train(model, x, y, TrainConfig(epochs=2, batch_size=16), key=key, workdir=tmp_path, progress=False)
 
 

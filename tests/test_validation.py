@@ -59,12 +59,12 @@ def _features(n=30, d=6, seed=0):
 
 def test_non_finite_fit_features_are_named_by_row():
     h = _features().at[7, 2].set(jnp.nan)
-    with pytest.raises(ValueError, match=r"KNN bank .* 1 of 30 rows with NaN or inf \(rows 7\)"):
+    with pytest.raises(ValueError, match=r"KNN bank .*: 1 of 30 rows hold NaN or inf \(rows 7\)"):
         scores.get("knn", k=3).fit(FitData(train=ModelOutputs(features=h)))
-    with pytest.raises(ValueError, match=r"training features has 1 of 30 rows with NaN or inf \(rows 7\)"):
+    with pytest.raises(ValueError, match=r"training features: 1 of 30 rows hold NaN or inf \(rows 7\)"):
         scores.fit_mahalanobis(h, jnp.arange(30) % 3, 3)
     logits = h @ jnp.ones((6, 4))
-    with pytest.raises(ValueError, match="rows with NaN or inf"):
+    with pytest.raises(ValueError, match="rows hold NaN or inf"):
         scores.fit_vim(h, logits, Head(jnp.ones((6, 4)), jnp.zeros(4)), dim=3)
 
 
@@ -98,7 +98,7 @@ def test_evaluate_names_bad_data_before_scoring(key):
         evaluate(model, variables, spec, d._replace(fit_images=fit), key=key, progress=False)
     broken = jax.tree.map(lambda a: a, variables)  # a NaN weight: every output NaN
     broken["params"]["head"]["bias"] = broken["params"]["head"]["bias"].at[0].set(jnp.nan)
-    with pytest.raises(ValueError, match=r"model's logits on the fit images has 30 of 30 rows with NaN or inf .*: "
+    with pytest.raises(ValueError, match=r"model's logits on the fit images: 30 of 30 rows hold NaN or inf .*: "
                                          r"check those images \(NaN pixels\?\) and the model's weights"):
         evaluate(model, broken, spec, d, key=key, progress=False)
     with pytest.raises(ValueError, match=r"image sets \['empty'\] are empty"):
@@ -106,3 +106,48 @@ def test_evaluate_names_bad_data_before_scoring(key):
             "empty", np.zeros((0, 12, 12, 1), np.float32))]), key=key, progress=False)
     with pytest.raises(ValueError, match="EvalData.input_std must hold finite numbers > 0"):
         evaluate(model, variables, spec, d._replace(input_std=(0.0,)), key=key, progress=False)
+
+
+def test_every_scorer_refuses_nan_inf_negative_and_fractional_hyperparameters():
+    """The sweep of the hardening battery: every numeric hyper-parameter of every registered scorer
+    given NaN, inf, -1 (and 2.5 or 0 where it is an integer) is refused when the scorer is built,
+    except the values that are meaningful (listed)."""
+    import inspect
+
+    from oodjax.scores import _registry
+
+    # The zeros that mean something: keep every activation, no input step, no penalty, no cut-off.
+    meaningful = {"ash_b.percentile", "ash_p.percentile", "ash_s.percentile", "scale.percentile", "dice.sparsity",
+                  "adascale_a.p_min", "adascale_l.p_min", "adascale_a.lam", "adascale_l.lam", "grodin_g.epsilon",
+                  "grodin_sg.epsilon", "odin.epsilon", "nci.alpha", "mahalanobis.rcond", "rmds.rcond",
+                  "weiper_kld.lambda1", "weiper_kld.lambda2"}
+    unclipped = {"rg.k", "rg_additive.k", "uv.k"}  # a clip threshold of inf clips nothing (paper 002's k = inf)
+    accepted = []
+    for name in scores.names():
+        for param, p in inspect.signature(_registry._REGISTRY.get(name)).parameters.items():
+            if isinstance(p.default, bool) or not isinstance(p.default, (int, float)):
+                continue
+            for v in [float("nan"), float("inf"), -1] + ([2.5, 0] if isinstance(p.default, int) else [0.0]):
+                try:
+                    scores.get(name, **{param: v})
+                except (ValueError, TypeError) as e:
+                    assert param in str(e) or "percentile" in str(e) or "M " in str(e), (name, param, v, e)
+                else:
+                    if not ((v == 0 and f"{name}.{param}" in meaningful)
+                            or (v == float("inf") and f"{name}.{param}" in unclipped)):
+                        accepted.append((name, param, v))
+    assert accepted == []
+
+
+def test_fitted_states_name_a_feature_dimension_mismatch():
+    h = _features(30, 6)
+    y = jnp.arange(30) % 3
+    with pytest.raises(ValueError, match="features has 5 dimensions but the Mahalanobis state was fitted on 6"):
+        scores.mahalanobis(h[:, :5], scores.fit_mahalanobis(h, y, 3))
+    with pytest.raises(ValueError, match="features has 5 dimensions but the KNN bank was fitted on 6"):
+        scores.knn(h[:, :5], h, 3)
+    with pytest.raises(ValueError, match=r"k must be in \[1, 30\] \(the bank size\), got 31"):
+        scores.knn(h, h, 31)
+    state = scores.fit_vim(h, h @ jnp.ones((6, 4)), Head(jnp.eye(6, 4), jnp.zeros(4)), dim=3)
+    with pytest.raises(ValueError, match="features has 7 dimensions but the ViM state was fitted on 6"):
+        scores.vim(jnp.ones((2, 4)), jnp.ones((2, 7)), state)

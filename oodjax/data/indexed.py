@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from oodjax.data.sources import RESAMPLING, image_files, read_images, to_channels
+from oodjax.data.sources import RESAMPLING, check_image_request, image_files, read_images, to_channels
 
 
 @runtime_checkable
@@ -124,6 +124,7 @@ class TfdsImages:
 
         if resize not in ("resize", "resize_crop"):
             raise ValueError(f"resize must be 'resize' or 'resize_crop', got {resize!r}")
+        check_image_request(image_size, channels)
         self.name, self.data_dir, self.image_size, self.channels, self.resize = name, data_dir, image_size, channels, resize
         self.builder, self.split = check_prepared(name, split, data_dir)
         try:
@@ -194,8 +195,7 @@ class FolderImages:
     def __init__(self, path: str | os.PathLike, image_size: int, channels: int = 3, resample: str = "bilinear"):
         if resample not in RESAMPLING:
             raise ValueError(f"resample must be one of {sorted(RESAMPLING)}, got {resample!r}")
-        if channels not in (1, 3):
-            raise ValueError(f"images are read as grayscale (channels=1) or RGB (channels=3), got channels={channels}")
+        check_image_request(image_size, channels)
         self.root, self.files = Path(path), image_files(path)
         self.image_size, self.channels, self.resample = image_size, channels, resample
         self.shape = (len(self.files), image_size, image_size, channels)

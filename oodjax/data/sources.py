@@ -14,6 +14,8 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+from oodjax.validation import check_int
+
 # Pillow's resampling filters by name (the resize-artifact sets of paper 000, Table 7).
 RESAMPLING = {
     "nearest": Image.Resampling.NEAREST,
@@ -107,12 +109,18 @@ def _read_one(f: Path, image_size: int, channels: int, resample: str) -> np.ndar
         return (x.reshape(image_size, image_size, channels) / 255.0).astype(np.float32)
 
 
+def check_image_request(image_size: object, channels: object) -> None:
+    """ValueError unless image_size is an integer >= 1 and channels is 1 (grayscale) or 3 (RGB)."""
+    check_int("image_size", image_size)
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise ValueError(f"images are read as grayscale (channels=1) or RGB (channels=3), got channels={channels!r}")
+
+
 def read_images(files: list[Path], image_size: int, channels: int, resample: str) -> np.ndarray:
     """(N, S, S, channels) float32 in [0, 1] of `files`, each resized with Pillow's `resample`
     (16-bit and float images keep their depth: `_read_one`); ValueError naming a file that
     cannot be read."""
-    if channels not in (1, 3):
-        raise ValueError(f"images are read as grayscale (channels=1) or RGB (channels=3), got channels={channels}")
+    check_image_request(image_size, channels)
     out = []
     for f in files:
         try:

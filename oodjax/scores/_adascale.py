@@ -20,7 +20,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from oodjax.scores._checks import check_positive, check_rank
+from oodjax.scores._checks import check_nonnegative, check_positive, check_rank
 from oodjax.scores._logits import energy
 from oodjax.scores._registry import register
 from oodjax.scores._shaping import check_percentile, top_mask
@@ -90,8 +90,7 @@ def _register(variant: str) -> None:
             raise ValueError(f"p_min must be <= p_max, got {p_min} > {p_max}")
         for name, v in (("k1", k1), ("k2", k2), ("fraction", fraction), ("step", step)):
             check_positive(name, v)
-        if lam < 0:
-            raise ValueError(f"lam must be >= 0, got {lam}")
+        check_nonnegative("lam", lam)
 
         def q_of(out: ModelOutputs, predict: Predict) -> jax.Array:
             h_new = perturbed_features(predict, out.inputs, out.logits, fraction, step)

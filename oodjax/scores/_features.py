@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from oodjax.scores._checks import check_logits_features, check_positive, check_rank
+from oodjax.scores._checks import check_logits_features, check_positive, check_rank, concrete_scalar
 from oodjax.scores._logits import energy
 from oodjax.scores._registry import register, stateless
 from oodjax.scores._types import FitData, Head, ModelOutputs, Scorer
@@ -46,8 +46,7 @@ def react(
 def fit_react_threshold(features: jax.Array, percentile: float = 90.0) -> float:
     """The ReAct clip value c: the `percentile`-th percentile of all ID activations (default 90)."""
     check_rank("features", features, 2, "(N, D)")
-    if not 0.0 < percentile <= 100.0:
-        raise ValueError(f"percentile must be in (0, 100], got {percentile}")
+    _check_react_percentile(percentile)
     return float(np.percentile(np.asarray(features, dtype=np.float64), percentile))
 
 
@@ -60,7 +59,7 @@ def rg(
     logits: (N, C); features: (N, D). Returns (N,).
     """
     check_logits_features(logits, features)
-    check_positive("k", k)
+    check_positive("k", k, allow_inf=True)  # inf: no clipping
     return energy(logits, temperature) * clipped_l1(features, k)
 
 
@@ -72,7 +71,7 @@ def rg_additive(
     logits: (N, C); features: (N, D). Returns (N,).
     """
     check_logits_features(logits, features)
-    check_positive("k", k)
+    check_positive("k", k, allow_inf=True)  # inf: no clipping
     return jax.nn.logsumexp(logits, axis=-1) + alpha * clipped_l1(features, k)
 
 
@@ -112,9 +111,16 @@ def _require_head(data: FitData, name: str) -> Head:
     return data.head
 
 
+def _check_react_percentile(percentile: object) -> None:
+    v = concrete_scalar(percentile)
+    if v is None or not 0.0 < v <= 100.0:
+        raise ValueError(f"percentile must be a number in (0, 100], got {percentile!r}")
+
+
 @register("react")
 def _react(percentile: float = 90.0, temperature: float = 1.0) -> Scorer:
     check_positive("temperature", temperature)
+    _check_react_percentile(percentile)
 
     def fit(data: FitData) -> ReactState:
         head = _require_head(data, "react")
@@ -129,7 +135,7 @@ def _react(percentile: float = 90.0, temperature: float = 1.0) -> Scorer:
 
 @register("rg")
 def _rg(k: float = 1.0, temperature: float = 1.0) -> Scorer:
-    check_positive("k", k)
+    check_positive("k", k, allow_inf=True)  # inf: no clipping
     check_positive("temperature", temperature)
 
     return stateless(lambda out: rg(out.logits, out.features, k, temperature), {LOGITS, FEATURES})
@@ -138,7 +144,8 @@ def _rg(k: float = 1.0, temperature: float = 1.0) -> Scorer:
 @register("rg_additive")
 def _rg_additive(k: float = 1.0, alpha: float | None = None, alpha_scale: float = 1.0) -> Scorer:
     """alpha=None fits alpha = alpha_scale * alpha_s on 1000 training samples (needs FitData.key)."""
-    check_positive("k", k)
+    check_positive("alpha_scale", alpha_scale)
+    check_positive("k", k, allow_inf=True)  # inf: no clipping
 
     def fit(data: FitData) -> jax.Array:
         if alpha is not None:

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from oodjax.scores._checks import check_int, check_logits_features, check_rank
+from oodjax.scores._checks import check_int, check_logits_features, check_nonnegative, check_rank
 from oodjax.scores._knn import l2_normalize, top_similarities
 from oodjax.scores._logits import energy
 from oodjax.scores._mahalanobis import check_labels
@@ -121,8 +121,7 @@ def _nci(alpha: float = 1e-4, cosine: bool = False, grid: Sequence[float] | None
          tune_size: int | None = None) -> Scorer:
     """grid: alphas to tune over on each OOD validation split (OpenOOD's sweep: 1e-4, 1e-3, 1e-2, 0.1)."""
     for a in (alpha, *(grid or ())):
-        if a < 0:
-            raise ValueError(f"alpha must be >= 0, got {a}")
+        check_nonnegative("alpha", a)
 
     def fit(data: FitData) -> dict:
         return {"nci": NciState(_need_head(data, "nci").kernel, _train_mean(data)),

@@ -194,7 +194,7 @@ def uv_score(logits: jax.Array, features: jax.Array, u: str = "energy", v: str =
     (gradnorm, l1) is GradNorm, (energy, l1) Igoe et al., (energy, clipped) RG eq. 8."""
     check_logits_features(logits, features)
     check_positive("temperature", temperature)
-    check_positive("k", k)
+    check_positive("k", k, allow_inf=True)  # inf: no clipping
     if u not in U_TERMS or v not in V_TERMS:
         raise ValueError(f"u must be one of {sorted(U_TERMS)} and v one of {sorted(V_TERMS)}, got {u!r}, {v!r}")
     return U_TERMS[u](logits, temperature) * V_TERMS[v](features, k)

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from oodjax.gradients import NAMED_SELECTORS, NORM_ORDS, GradImplementation, Selector, logits_fn_of, per_sample_grad_norms
+from oodjax.scores._checks import check_int
 from oodjax.scores._odin import _check_step, check_grid, odin_direction, perturbed_grid_scores
 from oodjax.scores._tune import grid_tuner
 from oodjax.types import INPUTS, MODEL, WEIGHTS, FitData, ModelOutputs, Predict, Scorer, require
@@ -75,6 +76,7 @@ def gradient_scorer(
     """
     if norm not in NORM_ORDS:
         raise ValueError(f"norm must be one of {NORM_ORDS}, got {norm!r}")
+    check_int("chunk_size", chunk_size)
     implementation = GradImplementation(implementation)
     hyper = {"temperature": 1.0, **({"epsilon": 0.0} if perturb else {}), **dict(hyper or {})}
     _check_step(hyper.get("temperature", 1.0), hyper.get("epsilon", 0.0))

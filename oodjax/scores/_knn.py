@@ -7,7 +7,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from oodjax.scores._checks import check_finite_rows, check_rank
+from oodjax.scores._checks import check_feature_dim, check_finite_rows, check_int, check_rank
 from oodjax.scores._registry import register
 from oodjax.scores._types import FitData, ModelOutputs, Scorer
 from oodjax.types import FEATURES, TRAIN
@@ -82,6 +82,7 @@ def knn(
     L2-normalized here). Memory is O(query_chunk * bank_chunk) (`top_similarities`). Returns (N,).
     """
     check_rank("features", features, 2, "(N, D)")
+    check_feature_dim("features", features, bank.shape[-1], "the KNN bank")
     best = top_similarities(l2_normalize(features), l2_normalize(bank), k, query_chunk=query_chunk,
                             bank_chunk=bank_chunk)
     # ||a - b||^2 = 2 - 2 a.b for unit vectors.
@@ -90,6 +91,7 @@ def knn(
 
 @register("knn")
 def _knn(k: int = 50) -> Scorer:
+    check_int("k", k)
     def fit(data: FitData) -> jax.Array:
         check_finite_rows("the KNN bank (training features)", data.train.features,
                           "a NaN row would shift every score; drop those samples or fix the model")

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from oodjax.scores._checks import check_finite_rows, check_rank
+from oodjax.scores._checks import check_feature_dim, check_finite_rows, check_rank, concrete_scalar
 from oodjax.scores._registry import register
 from oodjax.scores._types import FitData, ModelOutputs, Scorer
 from oodjax.types import FEATURES, LABELS, LOGITS, TRAIN
@@ -75,6 +75,7 @@ def fit_mahalanobis(
 def mahalanobis(features: jax.Array, state: MahalanobisState) -> jax.Array:
     """max_c -(h - mu_c)^T pinv(Sigma) (h - mu_c). features: (N, D). Returns (N,)."""
     check_rank("features", features, 2, "(N, D)")
+    check_feature_dim("features", features, state.whiten.shape[0], "the Mahalanobis state")
     z = features @ state.whiten  # (N, R)
     sq = (
         jnp.sum(z * z, axis=-1, keepdims=True)
@@ -84,8 +85,15 @@ def mahalanobis(features: jax.Array, state: MahalanobisState) -> jax.Array:
     return -jnp.min(jnp.maximum(sq, 0.0), axis=-1)
 
 
+def _check_rcond(rcond: object) -> None:
+    v = concrete_scalar(rcond)
+    if v is None or not 0.0 <= v < 1.0:
+        raise ValueError(f"rcond (the relative eigenvalue cut-off) must be a number in [0, 1), got {rcond!r}")
+
+
 @register("mahalanobis")
 def _mahalanobis(rcond: float = 1e-10) -> Scorer:
+    _check_rcond(rcond)
     def fit(data: FitData) -> MahalanobisState:
         if data.labels is None:
             raise ValueError("mahalanobis needs FitData.labels (training labels)")
@@ -109,6 +117,7 @@ class RmdsState(NamedTuple):
 
 def fit_rmds(features: jax.Array, labels: jax.Array, num_classes: int, rcond: float = 1e-10) -> RmdsState:
     """The class Gaussians of `fit_mahalanobis` and the background N(mu_0, Sigma_0) of all features."""
+    check_finite_rows("the training features", features, "drop those samples or fix the model")
     h = np.asarray(features, np.float64)
     center = h.mean(axis=0)
     centred = jnp.asarray(h - center, features.dtype)
@@ -125,6 +134,7 @@ def rmds(features: jax.Array, state: RmdsState) -> jax.Array:
 
 @register("rmds")
 def _rmds(rcond: float = 1e-10) -> Scorer:
+    _check_rcond(rcond)
     def fit(data: FitData) -> RmdsState:
         if data.labels is None:
             raise ValueError("rmds needs FitData.labels (training labels)")

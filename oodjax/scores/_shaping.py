@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from oodjax.scores._checks import check_rank
+from oodjax.scores._checks import check_rank, concrete_scalar
 from oodjax.scores._logits import energy
 from oodjax.scores._registry import register
 from oodjax.scores._tune import grid_tuner
@@ -31,8 +31,9 @@ ASH_VARIANTS = ("p", "b", "s")
 
 def check_percentile(percentile: object) -> None:
     """ValueError unless a concrete percentile is in [0, 100) (tracers pass: the tuner's grid points)."""
-    if isinstance(percentile, (int, float, np.number)) and not 0 <= percentile < 100:
-        raise ValueError(f"percentile must be in [0, 100), got {percentile}")
+    v = concrete_scalar(percentile)
+    if (v is not None or isinstance(percentile, str)) and not (v is not None and 0 <= v < 100):
+        raise ValueError(f"percentile must be in [0, 100), got {percentile!r}")
 
 
 def top_mask(features: jax.Array, percentile: float | jax.Array) -> tuple[jax.Array, jax.Array]:

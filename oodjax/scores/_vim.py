@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from oodjax.scores._checks import check_finite_rows, check_logits_features
+from oodjax.scores._checks import check_feature_dim, check_finite_rows, check_logits_features
 from oodjax.scores._registry import register
 from oodjax.scores._types import FitData, Head, ModelOutputs, Scorer
 from oodjax.types import FEATURES, HEAD, LOGITS, TRAIN
@@ -65,6 +65,7 @@ def fit_vim(features: jax.Array, logits: jax.Array, head: Head, dim: int | None 
 def vim(logits: jax.Array, features: jax.Array, state: VimState) -> jax.Array:
     """logsumexp(z) - alpha ||(h - u) P_perp||. logits: (N, C); features: (N, D). Returns (N,)."""
     check_logits_features(logits, features)
+    check_feature_dim("features", features, state.origin.shape[0], "the ViM state")
     res = residual_norm(features, state.origin, state.null_basis)
     return jax.nn.logsumexp(logits, axis=-1) - state.alpha * res
 

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from oodjax.scores._checks import check_int, check_positive, check_rank
+from oodjax.scores._checks import check_int, check_nonnegative, check_positive, check_rank
 from oodjax.scores._registry import register
 from oodjax.scores._types import FitData, Head, ModelOutputs, Scorer
 from oodjax.types import FEATURES, HEAD, KEY, TRAIN
@@ -146,8 +146,7 @@ def _weiper_kld(repeats: int = 100, delta: float = 1.8, n_bins: int = 100, lambd
     check_int("smoothing_perturbed", smoothing_perturbed)
     check_positive("delta", delta)
     for name, v in (("lambda1", lambda1), ("lambda2", lambda2)):
-        if v < 0:
-            raise ValueError(f"{name} must be >= 0, got {v}")
+        check_nonnegative(name, v)
 
     def fit(data: FitData) -> WeiperState:
         if data.head is None or data.key is None:

@@ -260,8 +260,8 @@ def _train(
             old = json.loads(fp_path.read_text())
             if old != fingerprint:
                 differ = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
-                raise ValueError(f"{workdir} holds another training run (its {', '.join(differ)} differ from this "
-                                 "run's); use a new workdir, or delete that one")
+                raise ValueError(f"{workdir} holds another training run (it differs from this one in: "
+                                 f"{', '.join(differ)}); use a new workdir, or delete that one")
         if is_leader():
             write_atomic(fp_path, json.dumps(fingerprint, indent=1))
         manager = Checkpoints(workdir / "checkpoints")
