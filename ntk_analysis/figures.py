@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,18 +34,23 @@ from ntk_analysis import _theory as T  # noqa: E402
 from oodjax import anchoring  # noqa: E402
 from oodjax.models import Model, from_flax  # noqa: E402
 from oodjax.training import TrainConfig, train  # noqa: E402
+from oodjax.files import write_atomic  # noqa: E402
 from oodjax.validation import check_int  # noqa: E402
 
 
 def _save(out_dir: Path, stem: str, fig: plt.Figure, arrays: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """The figure's arrays (.npz), table (.csv) and PNG, each written atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(out_dir / f"{stem}.npz", **{k: np.asarray(v) for k, v in arrays.items()})
-    with (out_dir / f"{stem}.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    fig.savefig(out_dir / f"{stem}.png", dpi=100, bbox_inches="tight")
+    npz, table, png = io.BytesIO(), io.StringIO(newline=""), io.BytesIO()
+    np.savez(npz, **{k: np.asarray(v) for k, v in arrays.items()})
+    writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    fig.savefig(png, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
+    write_atomic(out_dir / f"{stem}.npz", npz.getvalue())
+    write_atomic(out_dir / f"{stem}.csv", table.getvalue())
+    write_atomic(out_dir / f"{stem}.png", png.getvalue())
 
 
 def _check_counts(**counts: tuple[object, int]) -> None:
