@@ -45,7 +45,7 @@ def test_vmap_path_equals_per_sample_loop(key):
 
 SUBSET = ("params/head/kernel", "params/.*Conv_0/.*")
 def GN(z):  # GradNorm's loss at T = 2
-    return scores.gradnorm_loss(z, {"temperature": 2.0})
+    return scores.gradnorm_loss(z, {"temperature": jnp.asarray(2.0)})
 
 
 NLL = scores.predicted_nll
@@ -115,7 +115,7 @@ def test_registered_autodiff_scorers_equal_the_closed_forms(key):
     s = scores.get("gradnorm_autodiff", temperature=3.0)
     np.testing.assert_allclose(s.score(s.fit(scores.FitData()), out), scores.gradnorm(logits, features, 3.0), rtol=2e-5)
     apply = gradients.logits_fn_of(m.apply)
-    with_bias = per_sample_grad_norms(apply, scores.gradnorm_loss, v, x, shared=({"temperature": 1.0},),
+    with_bias = per_sample_grad_norms(apply, scores.gradnorm_loss, v, x, shared=({"temperature": jnp.asarray(1.0)},),
                                       selector="head", ord="l1", method="vmap")
     assert np.all(np.asarray(with_bias) > np.asarray(pairs["gradnorm_autodiff"]) * 1.01)  # the bias adds to it
 
@@ -244,3 +244,61 @@ def test_throughput_bench_runs_both_dtypes(capsys):
     assert len(rows) == 2 and all(float(r.split("|")[2]) > 0 and float(r.split("|")[3]) > 0 for r in rows)
     with pytest.raises(SystemExit):
         throughput_bench.main(["--dtypes", "float16"])
+
+
+# --- the per-layer plan (issue 19) ----------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["ghost", "unfold", "filter", "vmap"])
+def test_every_conv_method_equals_the_per_sample_loop_float64(key, method):
+    """Each method forced on every conv layer of ResNet-8 (strided, padded, 1x1 and 3x3 convs, BN)
+    gives the squared norm of the per-sample jax.grad loop over all parameters, float64."""
+    with jax.enable_x64(True), jax.numpy_dtype_promotion("standard"):
+        m, v, apply = _model("resnet8", key)
+        v = jax.tree.map(lambda a: a.astype(jnp.float64), v)
+        x = jax.random.normal(jax.random.key(4), (5, 8, 8, 2), jnp.float64)
+        plan, _, _ = gradients.ghost_plan(apply, v, x)
+        convs = {q.layer: method for q in plan if q.kind == "conv" and q.p > 1}
+        assert len(convs) >= 7
+        got = per_sample_grad_norms(apply, scores.grodin_loss, v, x, selector="all", ord="sq", method="ghost",
+                                    shared=({"temperature": jnp.asarray(2.0)},), methods=convs, chunk_size=2)
+        loss = sample_loss(apply, scores.grodin_loss)
+        want = [sum(float(jnp.sum(g ** 2)) for g in jax.tree_util.tree_leaves(grads["params"]))
+                for grads in (jax.grad(loss)(v, x[i], {"temperature": jnp.asarray(2.0)}) for i in range(5))]
+        np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_the_plan_is_inspectable_and_follows_the_costs(key):
+    m, v, apply = _model("resnet8", key)
+    x = jnp.zeros((64, 8, 8, 2))
+    plan, chunk, rest = gradients.ghost_plan(apply, v, x)
+    assert chunk is None and rest == ()
+    for q in plan:
+        costs = gradients.layer_costs(q.kind, q.p, q.k, q.c, q.taps)
+        assert (q.flops, q.bytes) == costs[q.method]
+        assert q.flops == min(f for f, _ in costs.values())  # the fewest flops
+    head = next(q for q in plan if q.layer == "head")
+    assert (head.kind, head.method, head.p, head.k, head.c) == ("dense", "outer", 1, 64, 5)
+    # A small budget: the chunk shrinks, and no conv holds its patches.
+    tight, chunk, _ = gradients.ghost_plan(apply, v, x, memory_budget=2**17)
+    assert 1 <= chunk < 16 and all(q.method != "unfold" for q in tight)
+    roomy, chunk, _ = gradients.ghost_plan(apply, v, x, memory_budget=2**30)
+    assert chunk == 64 and [q.method for q in roomy] == [q.method for q in plan]
+    forced, _, _ = gradients.ghost_plan(apply, v, x, methods={"head": "vmap"})
+    assert "head" not in {q.layer for q in forced}
+    assert set(gradients.ghost_plan(apply, v, x, methods={"head": "vmap"})[2]) == {"params/head/bias", "params/head/kernel"}
+    with pytest.raises(ValueError, match="methods= names layers that are not tapped: \\['nope'\\]"):
+        gradients.ghost_plan(apply, v, x, methods={"nope": "ghost"})
+    with pytest.raises(ValueError, match="method 'filter' does not fit a dense layer"):
+        gradients.ghost_plan(apply, v, x, methods={"head": "filter"})
+    with pytest.raises(ValueError, match="methods must map layers to one of"):
+        per_sample_grad_norms(apply, scores.grodin_loss, v, x[:2], selector="all", ord="sq", method="ghost",
+                              shared=({"temperature": jnp.asarray(1.0)},), methods={"head": "fast"})
+
+
+def test_a_memory_budget_gives_the_same_norms(key):
+    m, v, apply = _model("resnet8", key)
+    x = jax.random.normal(jax.random.key(5), (12, 8, 8, 2))
+    kw = dict(selector="all", ord="sq", method="ghost", shared=({"temperature": jnp.asarray(1.0)},))
+    base = per_sample_grad_norms(apply, scores.grodin_loss, v, x, chunk_size=12, **kw)
+    small = per_sample_grad_norms(apply, scores.grodin_loss, v, x, memory_budget=2**17, **kw)
+    np.testing.assert_allclose(small, base, rtol=2e-5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -70,13 +70,16 @@ def per_sample_grad_norms(
     ord: str = "l2",
     method: GradImplementation | str = GradImplementation.AUTO,
     chunk_size: int = 64,
+    methods: Mapping[str, str] | None = None,
+    memory_budget: int | None = None,
 ) -> jax.Array:
     """(N,) norms ("l1", "l2", "sq") of d logit_loss(apply(variables, x_i), *shared) / d (selected params).
 
     apply: (variables, x) -> logits (N, C), hashable. logit_loss: ((C,), *shared) -> scalar,
     hashable. shared: arguments of the loss that are never differentiated (a temperature), passed
     to the compiled function as arguments (one compilation serves every value).
-    method: a `GradImplementation` (or its value).
+    method: a `GradImplementation` (or its value). methods / memory_budget: the norm-trick path's
+    per-layer methods and memory budget in bytes (`per_sample_sq_grad_norms_ghost`).
     """
     if ord not in NORM_ORDS:
         raise ValueError(f"ord must be one of {NORM_ORDS}, got {ord!r}")
@@ -103,7 +106,7 @@ def per_sample_grad_norms(
         return per_sample_grad_norms_vmap(sample_loss(apply, logit_loss), variables, x, selector=selector, ord=ord,
                                           chunk_size=chunk_size, shared=shared)
     sq = per_sample_sq_grad_norms_ghost(apply, logit_loss, variables, x, selector=selector, chunk_size=chunk_size,
-                                        shared=shared)
+                                        shared=shared, methods=methods, memory_budget=memory_budget)
     return sq if ord == "sq" else jnp.sqrt(sq)
 
 

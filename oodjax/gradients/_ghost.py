@@ -4,10 +4,14 @@ Every plain `nn.Dense` / `nn.Conv` / eval-mode `nn.BatchNorm` / `nn.GroupNorm` c
 zero perturbation e is added to its output, so that d loss / d e is the per-sample output
 gradient g. Then, exactly (per sample):
   dense  (a: (D,), g: (C,))        ||dL/dW||_F^2 = ||a||^2 ||g||^2,       ||dL/db||^2 = ||g||^2
-  conv   (patches u_p, grads g_p)  ||dL/dW||_F^2 = ||sum_p u_p g_p^T||_F^2
-         materialized (N P K C) or by Gram matrices sum_pq (u_p.u_q)(g_p.g_q) (N P^2 (K + C)),
-         whichever costs less ("ghost norm"), and ||dL/db||^2 = ||sum_p g_p||^2; the patches are
-         strided slices of the padded input (no compute).
+  conv   (patches u_p, grads g_p)  ||dL/dW||_F^2 = ||sum_p u_p g_p^T||_F^2, one of (`LayerPlan`):
+           "ghost"   Gram matrices sum_pq (u_p.u_q)(g_p.g_q): 2 P^2 (K + C) flops, holds the patches
+           "unfold"  the per-sample gradient sum_p u_p g_p^T, one kernel offset (a strided view of the
+                     input) at a time: 2 P K C flops, never holds the whole patch tensor
+           "filter"  the per-sample gradient as the conv's own filter gradient, one per sample (a
+                     vmapped VJP, a grouped convolution): 2 P K C flops, never holds the patches
+         and ||dL/db||^2 = ||sum_p g_p||^2; the patches are strided slices of the padded input.
+         "auto" takes the fewest flops, and of unfold / filter the one that fits the memory budget.
   norm   (normalized input x_hat)  ||dL/dscale||^2 = ||sum_p g_p * x_hat_p||^2, ||dL/dbias||^2 as above.
 Parameters outside these layers (weight-standardized convs, anything custom) are added
 with the vmap path, so the result is the squared norm over exactly the selected parameters.
@@ -16,14 +20,18 @@ with the vmap path, so the result is the squared norm over exactly the selected 
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Mapping
 from functools import partial
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from oodjax.gradients._per_sample import _check_batch, _chunked, _reduce, vmapped_grads
 from oodjax.gradients._select import PyTree, Selector, flatten, selected_paths
+from oodjax.validation import check_int
 
 LogitLoss = Callable[..., jax.Array]  # (C,) logits of one sample, *shared -> scalar
 
@@ -66,8 +74,9 @@ def _pads(size: int, k: int, s: int, d: int, padding) -> tuple[int, int]:
     return padding
 
 
-def _patches(m: nn.Conv, a: jax.Array) -> jax.Array:
-    """(N, P, kh * kw * C_in) input patches of a 2-D conv, by strided slicing (no compute)."""
+def _views(m: nn.Conv, a: jax.Array) -> list[jax.Array]:
+    """The kh * kw strided views (N, P, C_in) of the padded input, one per kernel offset: what
+    each kernel tap multiplies (no compute)."""
     (kh, kw), (sh, sw), (dh, dw) = m.kernel_size, _as_tuple(m.strides, 2), _as_tuple(m.kernel_dilation, 2)
     pad = _conv_padding(m, 2)
     (ph0, ph1), (pw0, pw1) = (_pads(a.shape[1], kh, sh, dh, pad if isinstance(pad, str) else pad[0]),
@@ -75,9 +84,20 @@ def _patches(m: nn.Conv, a: jax.Array) -> jax.Array:
     ap = jnp.pad(a, ((0, 0), (ph0, ph1), (pw0, pw1), (0, 0)))
     ho = (ap.shape[1] - (kh - 1) * dh - 1) // sh + 1
     wo = (ap.shape[2] - (kw - 1) * dw - 1) // sw + 1
-    views = [ap[:, i * dh : i * dh + (ho - 1) * sh + 1 : sh, j * dw : j * dw + (wo - 1) * sw + 1 : sw, :]
-             for i in range(kh) for j in range(kw)]
-    return jnp.stack(views, axis=3).reshape(a.shape[0], ho * wo, kh * kw * a.shape[-1])
+    return [ap[:, i * dh : i * dh + (ho - 1) * sh + 1 : sh, j * dw : j * dw + (wo - 1) * sw + 1 : sw, :]
+            .reshape(a.shape[0], ho * wo, a.shape[-1]) for i in range(kh) for j in range(kw)]
+
+
+def _patches(m: nn.Conv, a: jax.Array) -> jax.Array:
+    """(N, P, kh * kw * C_in) input patches of a 2-D conv (the views side by side)."""
+    return jnp.concatenate(_views(m, a), axis=-1)
+
+
+def _unfold_sq_norm(m: nn.Conv, a: jax.Array, g: jax.Array) -> jax.Array:
+    """||dL/dW_n||_F^2 from the per-sample gradient, one kernel offset at a time: sum_p v_p g_p^T
+    for each view v of the input (never the whole patch tensor)."""
+    gg = g.reshape(g.shape[0], -1, g.shape[-1])
+    return sum(jnp.sum(jnp.einsum("npi,npc->nic", v, gg) ** 2, axis=(1, 2)) for v in _views(m, a))
 
 
 def _run(apply: Callable, variables: PyTree, x: jax.Array, eps: dict | None):
@@ -102,15 +122,84 @@ def _run(apply: Callable, variables: PyTree, x: jax.Array, eps: dict | None):
     return logits, taps
 
 
-def _outer_sq_norm(u: jax.Array, g: jax.Array) -> jax.Array:
-    """||sum_p u_p g_p^T||_F^2 per sample, u: (N, P, K), g: (N, P, C), the cheaper way."""
-    p, k, c = u.shape[1], u.shape[2], g.shape[2]
+METHODS = ("ghost", "unfold", "filter", "vmap")
+
+
+class LayerPlan(NamedTuple):
+    """How one tapped layer's per-sample squared norm is computed, and its cost per sample.
+
+    layer: the module path ("BasicBlock_0/Conv_0"); kind: dense | conv | norm; p, k, c: positions,
+    inputs per position (kh kw C_in), outputs; method: outer (dense: ||a||^2 ||g||^2) | ghost |
+    unfold | filter | norm | vmap; flops: of the norm, per sample; bytes: the temporaries it holds
+    per sample (patches, Gram matrices, per-sample gradients), float32; taps: kh kw of a conv.
+    """
+
+    layer: str
+    kind: str
+    p: int
+    k: int
+    c: int
+    method: str
+    flops: int
+    bytes: int
+    taps: int = 1
+
+
+def layer_costs(kind: str, p: int, k: int, c: int, taps: int = 1) -> dict[str, tuple[int, int]]:
+    """{method: (flops, bytes) per sample} of the methods that fit a layer of this kind and shape."""
+    if kind == "norm":
+        return {"norm": (4 * p * c, 4 * p * c)}
     if p == 1:
+        return {"outer": (2 * (k + c), 0)}
+    out = {"ghost": (2 * p * p * (k + c), 4 * (p * k + 2 * p * p)), "unfold": (2 * p * k * c, 4 * (p * k + k * c))}
+    if kind == "conv":  # unfold one kernel offset at a time: a view of C_in = K / (kh kw) per position
+        out["unfold"] = (2 * p * k * c, 4 * (p * (k // taps) + k * c))
+        out["filter"] = (2 * p * k * c, 4 * k * c)
+    return out
+
+
+def choose(kind: str, p: int, k: int, c: int, forced: str | None = None, budget_per_sample: int | None = None,
+           taps: int = 1) -> str:
+    """The method for a layer: `forced` if given (and it fits the layer), else the fewest flops;
+    between unfold and filter (equal flops) unfold (one matrix product, fast on a CPU) unless its
+    patches exceed budget_per_sample bytes."""
+    costs = layer_costs(kind, p, k, c, taps)
+    if forced is not None:
+        if forced == "vmap" or forced in costs:
+            return forced
+        raise ValueError(f"method {forced!r} does not fit a {kind} layer of shape P={p}, K={k}, C={c}; "
+                         f"choose one of {sorted(costs)} or 'vmap'")
+    best = min(costs, key=lambda m: (costs[m][0], m != "unfold"))
+    if best == "unfold" and budget_per_sample is not None and costs["unfold"][1] > budget_per_sample:
+        best = "filter"
+    return best
+
+
+def _outer_sq_norm(u: jax.Array, g: jax.Array, method: str) -> jax.Array:
+    """||sum_p u_p g_p^T||_F^2 per sample, u: (N, P, K), g: (N, P, C), by `method`."""
+    if u.shape[1] == 1:  # one position: ||a||^2 ||g||^2
         return jnp.sum(u[:, 0] ** 2, -1) * jnp.sum(g[:, 0] ** 2, -1)
-    if p * p * (k + c) < p * k * c:  # ghost norm: Gram matrices
+    if method == "ghost":  # Gram matrices
         return jnp.sum(jnp.einsum("npk,nqk->npq", u, u) * jnp.einsum("npc,nqc->npq", g, g), axis=(1, 2))
     w = jnp.einsum("npk,npc->nkc", u, g)
     return jnp.sum(w * w, axis=(1, 2))
+
+
+def _filter_sq_norm(m: nn.Conv, a: jax.Array, g: jax.Array) -> jax.Array:
+    """||dL/dW_n||_F^2 with each sample's filter gradient computed by the conv's own VJP (no patches)."""
+    strides, dilation = _as_tuple(m.strides, 2), _as_tuple(m.kernel_dilation, 2)
+    padding = _conv_padding(m, 2)
+    shape = (*m.kernel_size, a.shape[-1], g.shape[-1])
+
+    def one(a1: jax.Array, g1: jax.Array) -> jax.Array:
+        def conv(w):
+            return jax.lax.conv_general_dilated(a1[None], w, strides, padding, rhs_dilation=dilation,
+                                                dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+        return jax.vjp(conv, jnp.zeros(shape, a.dtype))[1](g1[None].astype(a.dtype))[0]
+
+    w = jax.vmap(one)(a, g)
+    return jnp.sum(w * w, axis=(1, 2, 3, 4))
 
 
 def _normalized(m: nn.Module, a: jax.Array, stats: dict[str, jax.Array]) -> jax.Array:
@@ -125,18 +214,22 @@ def _normalized(m: nn.Module, a: jax.Array, stats: dict[str, jax.Array]) -> jax.
     return ((grouped - mean) * jax.lax.rsqrt(var + m.epsilon)).reshape(a.shape)
 
 
-def _layer_sq_norms(m: nn.Module, a: jax.Array, g: jax.Array, leaves: set[str], stats) -> jax.Array:
+def _layer_sq_norms(m: nn.Module, a: jax.Array, g: jax.Array, leaves: set[str], stats, method: str) -> jax.Array:
     """Per-sample squared gradient norm of the `leaves` of one tapped layer, from its input a and
-    the gradient g of its output."""
+    the gradient g of its output, the kernel's by `method`."""
     n = a.shape[0]
     gg = g.reshape(n, -1, g.shape[-1])  # (N, P, C)
     total = jnp.zeros((n,), g.dtype)
     if type(m) in (nn.BatchNorm, nn.GroupNorm):
         if "scale" in leaves:
             total += jnp.sum(jnp.sum(gg * _normalized(m, a, stats).reshape(gg.shape), axis=1) ** 2, -1)
+    elif "kernel" in leaves and method == "filter":
+        total += _filter_sq_norm(m, a, g)
+    elif "kernel" in leaves and method == "unfold" and type(m) is nn.Conv and gg.shape[1] > 1:
+        total += _unfold_sq_norm(m, a, g)
     elif "kernel" in leaves:
         u = _patches(m, a) if type(m) is nn.Conv else a.reshape(n, -1, a.shape[-1])
-        total += _outer_sq_norm(u, gg)
+        total += _outer_sq_norm(u, gg, method)
     if "bias" in leaves:
         total += jnp.sum(jnp.sum(gg, axis=1) ** 2, -1)
     return total
@@ -155,25 +248,98 @@ def _variables_prefix(flat: dict[str, jax.Array], modules: dict[str, nn.Module])
     return found.pop() if len(found) == 1 else None
 
 
-@partial(jax.jit, static_argnames=("apply", "logit_loss", "paths", "chunk_size"))
-def _ghost_sq_norms(apply, logit_loss, variables, x, paths, chunk_size, shared):
+def _one(x: jax.Array) -> jax.ShapeDtypeStruct:
+    """The shape of one sample of x as a batch of 1 (x may be abstract)."""
+    return jax.ShapeDtypeStruct((1, *x.shape[1:]), x.dtype)
+
+
+def _discover(apply: Callable, variables: PyTree, x1: jax.Array) -> tuple[dict[str, nn.Module], dict[str, tuple]]:
+    """The tapped layers of one sample's forward pass: {layer: module}, {layer: (input, output) shapes}."""
     modules: dict[str, nn.Module] = {}
 
-    def outputs(v, x):
+    def shapes(v, x):
         _, taps = _run(apply, v, x, None)
         modules.update({k: t[0] for k, t in taps.items()})
-        return {k: t[2] for k, t in taps.items()}
+        return {k: (t[1], t[2]) for k, t in taps.items()}
 
-    out_shapes = jax.eval_shape(outputs, variables, x[:1])  # discovers the tapped layers
+    return modules, jax.eval_shape(shapes, variables, x1)
+
+
+def _dims(m: nn.Module, a_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> tuple[str, int, int, int, int]:
+    """(kind, P, K, C, taps) of a tapped layer from its input and output shapes (batch first)."""
+    p = int(np.prod(out_shape[1:-1])) if len(out_shape) > 2 else 1
+    if type(m) is nn.Conv:
+        taps = int(np.prod(m.kernel_size))
+        return "conv", p, taps * a_shape[-1], out_shape[-1], taps
+    if type(m) is nn.Dense:
+        return "dense", p, a_shape[-1], out_shape[-1], 1
+    return "norm", p, out_shape[-1], out_shape[-1], 1
+
+
+def _plan(modules, shapes, covered, forced: Mapping[str, str], budget_per_sample: int | None) -> tuple[LayerPlan, ...]:
+    out = []
+    for key in covered:
+        m, (a, o) = modules[key], shapes[key]
+        kind, p, k, c, taps = _dims(m, a.shape, o.shape)
+        method = choose(kind, p, k, c, forced.get(key), budget_per_sample, taps)
+        flops, nbytes = layer_costs(kind, p, k, c, taps).get(method, (0, 0))
+        out.append(LayerPlan(key, kind, p, k, c, method, flops, nbytes, taps))
+    return tuple(out)
+
+
+def _activation_bytes(shapes) -> int:
+    """Per sample: every tapped layer's input, output and output gradient, float32."""
+    return 4 * sum(int(np.prod(a.shape[1:])) + 2 * int(np.prod(o.shape[1:])) for a, o in shapes.values())
+
+
+def _resolve_plan(apply, variables, x, paths, forced: Mapping[str, str], memory_budget: int | None,
+                  chunk_size: int | None):
+    """(modules, covered leaves, vmap-path parameters, plan, chunk) of a ghost computation."""
+    modules, shapes = _discover(apply, variables, _one(x))
+    unknown = sorted(set(forced) - set(modules))
+    if unknown:
+        raise ValueError(f"methods= names layers that are not tapped: {unknown}; tapped: {sorted(modules)}")
     flat = flatten(variables)
     prefix = _variables_prefix(flat, modules)
-    covered = {}
+    covered: dict[str, set[str]] = {}
     for key, m in modules.items():
+        if forced.get(key) == "vmap":
+            continue
         for leaf in ("scale", "bias") if type(m) in (nn.BatchNorm, nn.GroupNorm) else ("kernel", "bias"):
             if prefix is not None and f"{prefix}params/{key}/{leaf}" in paths:
                 covered.setdefault(key, set()).add(leaf)
-    rest_paths = tuple(p for p in paths
-                       if not any(p == f"{prefix}params/{k}/{leaf}" for k, ls in covered.items() for leaf in ls))
+    rest = tuple(p for p in paths
+                 if not any(p == f"{prefix}params/{k}/{leaf}" for k, ls in covered.items() for leaf in ls))
+    plan = _plan(modules, shapes, covered, forced, None)
+    n = x.shape[0]
+    if memory_budget is None:
+        return modules, covered, rest, plan, prefix, chunk_size
+    per = _activation_bytes(shapes) + max((q.bytes for q in plan), default=0)
+    if memory_budget // per < min(n, 16):  # the patches would crowd out the batch: hold none
+        plan = _plan(modules, shapes, covered, forced, 0)
+        per = _activation_bytes(shapes) + max((q.bytes for q in plan), default=0)
+    return modules, covered, rest, plan, prefix, int(max(1, min(n, memory_budget // per)))
+
+
+def ghost_plan(apply: Callable[[PyTree, jax.Array], jax.Array], variables: PyTree, x: jax.Array, *,
+               selector: Selector = ("params/.*",), methods: Mapping[str, str] | None = None,
+               memory_budget: int | None = None) -> tuple[tuple[LayerPlan, ...], int | None, tuple[str, ...]]:
+    """(the plan per tapped layer, the chunk size a memory budget gives (None without one), the
+    parameters left to the vmap path) of `per_sample_sq_grad_norms_ghost` on x (N, ...): inspect
+    what it will do and what it costs. methods: {layer: method} forces layers. variables and x
+    may be abstract (jax.ShapeDtypeStruct): the plan needs shapes only."""
+    _, _, rest, plan, _, chunk = _resolve_plan(apply, variables, x, selected_paths(variables, selector),
+                                               dict(methods or {}), memory_budget, None)
+    return plan, chunk, rest
+
+
+@partial(jax.jit, static_argnames=("apply", "logit_loss", "paths", "chunk_size", "forced", "memory_budget"))
+def _ghost_sq_norms(apply, logit_loss, variables, x, paths, chunk_size, shared, forced=(), memory_budget=None):
+    modules, covered, rest_paths, plan, prefix, chunk_size = _resolve_plan(
+        apply, variables, x, paths, dict(forced), memory_budget, chunk_size)
+    methods = {q.layer: q.method for q in plan}
+    flat = flatten(variables)
+    out_shapes = {k: s[1] for k, s in _discover(apply, variables, _one(x))[1].items()}
 
     def chunk_norms(xc):
         eps = {k: jnp.zeros((xc.shape[0], *o.shape[1:]), o.dtype) for k, o in out_shapes.items()}
@@ -186,7 +352,7 @@ def _ghost_sq_norms(apply, logit_loss, variables, x, paths, chunk_size, shared):
         out = jnp.zeros((xc.shape[0],), xc.dtype)
         for key, leaves in covered.items():
             stats = {k: flat.get(f"{prefix}batch_stats/{key}/{k}") for k in ("mean", "var")}
-            out += _layer_sq_norms(modules[key], inputs[key], g[key], leaves, stats)
+            out += _layer_sq_norms(modules[key], inputs[key], g[key], leaves, stats, methods[key])
         if rest_paths:  # parameters no tap covers: exact per-sample gradients, vmap path
             loss = lambda v, xi, *sh: logit_loss(apply(v, xi[None])[0], *sh)  # noqa: E731
             out += _reduce(vmapped_grads(loss, variables, rest_paths, 1, shared)(xc), "sq")
@@ -204,13 +370,37 @@ def per_sample_sq_grad_norms_ghost(
     selector: Selector = ("params/.*",),
     chunk_size: int = 128,
     shared: tuple = (),
+    methods: Mapping[str, str] | None = None,
+    memory_budget: int | None = None,
 ) -> jax.Array:
     """(N,) squared L2 norms of d logit_loss(apply(variables, x_i)) / d (selected variables).
 
     apply: (variables, x (B, ...)) -> logits (B, C), a hashable function of a Flax model (its
       Dense/Conv layers are tapped); logit_loss: ((C,), *shared) -> scalar, hashable; shared:
       arguments of the loss that are not differentiated (a temperature).
+    methods: {layer path: "ghost" | "unfold" | "filter" | "vmap"} forces layers (`ghost_plan` shows
+      the plan); memory_budget: bytes of temporaries per chunk, which then sets the chunk size (and
+      computes conv norms by "filter" where the patches would crowd out the batch) instead of chunk_size.
     """
     _check_batch((x,), chunk_size)
-    return _ghost_sq_norms(apply, logit_loss, variables, x, selected_paths(variables, selector), chunk_size,
-                           tuple(shared))
+    if memory_budget is not None:
+        check_int("memory_budget", memory_budget)
+    bad = {k: v for k, v in (methods or {}).items() if v not in METHODS}
+    if bad:
+        raise ValueError(f"methods must map layers to one of {METHODS}, got {bad}")
+    paths, forced = selected_paths(variables, selector), tuple(sorted((methods or {}).items()))
+    if memory_budget is not None:  # the chunk and the methods that fit the budget
+        plan, chunk_size, _ = ghost_plan(apply, variables, x, selector=selector, methods=methods,
+                                         memory_budget=memory_budget)
+        forced = tuple(sorted({**dict(forced), **{q.layer: q.method for q in plan if q.kind == "conv"}}.items()))
+    n = x.shape[0]
+    if not isinstance(x, jax.core.Tracer) and n > chunk_size:
+        # Called eagerly: one compiled call per chunk, dispatched from Python. Each call frees its
+        # temporaries, as lax.map would, without XLA's loop (several times slower on XLA:CPU).
+        parts = [_ghost_sq_norms(apply, logit_loss, variables, x[i:i + chunk_size], paths, chunk_size,
+                                 tuple(shared), forced, None) for i in range(0, n - n % chunk_size, chunk_size)]
+        if n % chunk_size:
+            parts.append(_ghost_sq_norms(apply, logit_loss, variables, x[n - chunk_size:], paths, chunk_size,
+                                         tuple(shared), forced, None)[chunk_size - n % chunk_size:])
+        return jnp.concatenate(parts)
+    return _ghost_sq_norms(apply, logit_loss, variables, x, paths, chunk_size, tuple(shared), forced, None)

@@ -33,9 +33,13 @@ def _check_batch(batch: tuple[jax.Array, ...], chunk_size: int = 1) -> int:
 
 
 def _chunked(fn: Callable, batch: tuple[jax.Array, ...], chunk_size: int) -> Any:
-    """lax.map of fn over chunks of the batch (padded with copies of the first sample)."""
+    """fn over chunks of the batch (padded with copies of the first sample): one call when the
+    batch is one chunk, else lax.map (a loop: one chunk's temporaries at a time; on XLA:CPU a loop
+    body runs about 2.7x slower than the same code outside one, measured on ResNet-20)."""
     n = batch[0].shape[0]
     chunk = min(chunk_size, n)
+    if chunk == n:
+        return fn(*batch)
     pad = -n % chunk
     padded = tuple(jnp.concatenate([b, jnp.repeat(b[:1], pad, axis=0)]) if pad else b for b in batch)
     stacked = tuple(b.reshape(-1, chunk, *b.shape[1:]) for b in padded)

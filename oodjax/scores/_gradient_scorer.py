@@ -61,6 +61,7 @@ def gradient_scorer(
     tune_size: int | None = None,
     implementation: GradImplementation | str = GradImplementation.AUTO,
     chunk_size: int = 64,
+    memory_budget: int | None = None,
 ) -> Scorer:
     """A Scorer from per-sample weight gradients of `loss` (see the module docstring).
 
@@ -73,7 +74,11 @@ def gradient_scorer(
     hyper: the non-differentiated hyper-parameters and their untuned values ({"temperature": 1.0}).
     grid: {name: values} tuned per OOD validation split by `criterion` ("auroc" or "fpr95");
       with perturb, the grid is over temperature x epsilon and shares one input gradient per T.
+    memory_budget: bytes of temporaries per chunk of the norm-trick path, which then picks the chunk
+      size and the conv methods (`gradients.ghost_plan`) instead of chunk_size.
     """
+    if memory_budget is not None:
+        check_int("memory_budget", memory_budget)
     if norm not in NORM_ORDS:
         raise ValueError(f"norm must be one of {NORM_ORDS}, got {norm!r}")
     check_int("chunk_size", chunk_size)
@@ -97,7 +102,8 @@ def gradient_scorer(
 
     def norms_at(state: Hyper, model: Predict, x: jax.Array) -> jax.Array:
         apply = logits_fn_of(model.apply)
-        kw = dict(selector=selector, ord=norm, method=implementation, chunk_size=chunk_size)
+        kw = dict(selector=selector, ord=norm, method=implementation, chunk_size=chunk_size,
+                  **({"memory_budget": memory_budget} if memory_budget is not None else {}))
         logits = apply(model.variables, x)
         if not expectation:
             norms = per_sample_grad_norms(apply, loss, model.variables, x, shared=(state,), **kw)
