@@ -540,7 +540,7 @@ def test_adascale_from_shift_to_score(variant):
     ("gen", {"m": 0}, "m \\(the number of top classes\\) must be an integer >= 1"),
     ("gen", {"gamma": 0.0}, "gamma must be a finite number > 0"),
     ("fdbd", {"normalizer": "l1"}, "normalizer must be one of"),
-    ("nci", {"alpha": -1.0}, "alpha must be >= 0"),
+    ("nci", {"alpha": -1.0}, "alpha must be a finite number >= 0"),
     ("nnguide", {"k": 0}, "k must be an integer >= 1"),
     ("openmax", {"tail_size": 1}, "tail_size must be an integer >= 2"),
     ("openmax", {"score": "max"}, "score must be"),

@@ -50,6 +50,11 @@ def _randomized(module, shape, key):
     return model, {**variables, "params": params, **({"batch_stats": jax.tree.unflatten(tree, leaves)} if leaves else {})}
 
 
+def _map_grads(model):
+    """model.map_grads of the KL-to-uniform loss, compiled (one program per batch shape)."""
+    return jax.jit(lambda v, x: model.map_grads(v, x, scores.uniform_kl_loss))
+
+
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_map_grads_are_finite_differences_of_forward_passes(name):
     """<grad_l, v_l> = (L(+eps v) - L(-eps v)) / 2 eps, the map perturbed by eps v through the
@@ -59,7 +64,7 @@ def test_map_grads_are_finite_differences_of_forward_passes(name):
     with jax.enable_x64(True), jax.numpy_dtype_promotion("standard"):
         model, variables = _randomized(module, shape, jax.random.key(0))
         x = jax.random.normal(jax.random.key(1), (3, *shape), jnp.float64)
-        logits, features, maps, grads = model.map_grads(variables, x, scores.uniform_kl_loss)
+        logits, features, maps, grads = _map_grads(model)(variables, x)
         np.testing.assert_allclose(logits, model.apply(variables, x)[0], rtol=1e-12)
         assert len(grads) == len(maps) >= 3 and all(g.shape == m.shape for g, m in zip(grads, maps))
         pert = module.apply(variables, x, train=False, mutable=[PERTURBATIONS])[1][PERTURBATIONS]
@@ -70,19 +75,18 @@ def test_map_grads_are_finite_differences_of_forward_passes(name):
         # the loss is not differentiable (SmallCNN); elsewhere this only drops some directions.
         dirs = [jax.random.normal(jax.random.key(10 + i), m.shape, jnp.float64) * (m != 0) for i, m in enumerate(maps)]
 
-        def loss(eps):
-            pv = jax.tree.unflatten(tree, [eps * dirs[i] for i in order])
-            z = model.apply({**variables, PERTURBATIONS: pv}, x)[0]
-            return float(jnp.sum(scores.uniform_kl_loss(z)))
+        @jax.jit
+        def total(pv):  # one compiled forward pass with the perturbations pv
+            return jnp.sum(scores.uniform_kl_loss(model.apply({**variables, PERTURBATIONS: pv}, x)[0]))
 
+        def loss_i(eps, i):  # map i perturbed by eps * dirs[i]
+            return float(total(jax.tree.unflatten(tree, [(eps if j == i else 0.0) * dirs[j] for j in order])))
+
+        eps = 1e-5
         for i in range(len(maps)):  # one map at a time
-            def loss_i(eps, i=i):
-                pv = jax.tree.unflatten(tree, [(eps if j == i else 0.0) * dirs[j] for j in order])
-                return float(jnp.sum(scores.uniform_kl_loss(model.apply({**variables, PERTURBATIONS: pv}, x)[0])))
-            eps = 1e-5
-            fd = (loss_i(eps) - loss_i(-eps)) / (2 * eps)
+            fd = (loss_i(eps, i) - loss_i(-eps, i)) / (2 * eps)
             np.testing.assert_allclose(float(jnp.vdot(grads[i], dirs[i])), fd, rtol=1e-6, atol=1e-10)
-        assert loss(0.0) == pytest.approx(float(jnp.sum(scores.uniform_kl_loss(logits))), rel=1e-12)
+        assert loss_i(0.0, 0) == pytest.approx(float(jnp.sum(scores.uniform_kl_loss(logits))), rel=1e-12)
 
 
 @pytest.mark.parametrize("name", ["small_cnn", "resnet8", "densenet", "vit"])
@@ -91,9 +95,9 @@ def test_map_grads_rows_are_each_samples_own(name):
     with jax.enable_x64(True), jax.numpy_dtype_promotion("standard"):  # flax's LayerNorm (ViT)
         model, variables = _randomized(module, shape, jax.random.key(0))
         x = jax.random.normal(jax.random.key(2), (4, *shape), jnp.float64)
-        _, _, _, batch = model.map_grads(variables, x, scores.uniform_kl_loss)
+        _, _, _, batch = _map_grads(model)(variables, x)
         for n in range(4):
-            _, _, _, one = model.map_grads(variables, x[n:n + 1], scores.uniform_kl_loss)
+            _, _, _, one = _map_grads(model)(variables, x[n:n + 1])
             for g, g1 in zip(batch, one):
                 np.testing.assert_allclose(g[n:n + 1], g1, rtol=1e-10, atol=1e-14)
 
@@ -104,7 +108,7 @@ def test_last_resnet_map_gradient_is_the_closed_form():
     with jax.enable_x64(True):
         model, variables = _randomized(cifar_resnet(8, C), (8, 8, 3), jax.random.key(0))
         x = jax.random.normal(jax.random.key(3), (3, 8, 8, 3), jnp.float64)
-        logits, _, maps, grads = model.map_grads(variables, x, scores.uniform_kl_loss)
+        logits, _, maps, grads = _map_grads(model)(variables, x)
         z = np.asarray(logits)
         p = np.exp(z - z.max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)
