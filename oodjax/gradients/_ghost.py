@@ -161,8 +161,8 @@ def layer_costs(kind: str, p: int, k: int, c: int, taps: int = 1) -> dict[str, t
 def choose(kind: str, p: int, k: int, c: int, forced: str | None = None, budget_per_sample: int | None = None,
            taps: int = 1) -> str:
     """The method for a layer: `forced` if given (and it fits the layer), else the fewest flops;
-    between unfold and filter (equal flops) unfold (one matrix product, fast on a CPU) unless its
-    patches exceed budget_per_sample bytes."""
+    between unfold and filter (equal flops) unfold (matrix products; filter's grouped convolution
+    ran 1.6x slower on ResNet-20 on a CPU) unless its temporaries exceed budget_per_sample bytes."""
     costs = layer_costs(kind, p, k, c, taps)
     if forced is not None:
         if forced == "vmap" or forced in costs:
