@@ -294,7 +294,8 @@ def _activation_bytes(shapes) -> int:
 
 def _resolve_plan(apply, variables, x, paths, forced: Mapping[str, str], memory_budget: int | None,
                   chunk_size: int | None):
-    """(modules, covered leaves, vmap-path parameters, plan, chunk) of a ghost computation."""
+    """(modules, their (input, output) shapes, covered leaves, vmap-path parameters, plan, variables
+    prefix, chunk) of a ghost computation."""
     modules, shapes = _discover(apply, variables, _one(x))
     unknown = sorted(set(forced) - set(modules))
     if unknown:
@@ -313,12 +314,12 @@ def _resolve_plan(apply, variables, x, paths, forced: Mapping[str, str], memory_
     plan = _plan(modules, shapes, covered, forced, None)
     n = x.shape[0]
     if memory_budget is None:
-        return modules, covered, rest, plan, prefix, chunk_size
+        return modules, shapes, covered, rest, plan, prefix, chunk_size
     per = _activation_bytes(shapes) + max((q.bytes for q in plan), default=0)
     if memory_budget // per < min(n, 16):  # the patches would crowd out the batch: hold none
         plan = _plan(modules, shapes, covered, forced, 0)
         per = _activation_bytes(shapes) + max((q.bytes for q in plan), default=0)
-    return modules, covered, rest, plan, prefix, int(max(1, min(n, memory_budget // per)))
+    return modules, shapes, covered, rest, plan, prefix, int(max(1, min(n, memory_budget // per)))
 
 
 def ghost_plan(apply: Callable[[PyTree, jax.Array], jax.Array], variables: PyTree, x: jax.Array, *,
@@ -328,18 +329,18 @@ def ghost_plan(apply: Callable[[PyTree, jax.Array], jax.Array], variables: PyTre
     parameters left to the vmap path) of `per_sample_sq_grad_norms_ghost` on x (N, ...): inspect
     what it will do and what it costs. methods: {layer: method} forces layers. variables and x
     may be abstract (jax.ShapeDtypeStruct): the plan needs shapes only."""
-    _, _, rest, plan, _, chunk = _resolve_plan(apply, variables, x, selected_paths(variables, selector),
+    _, _, _, rest, plan, _, chunk = _resolve_plan(apply, variables, x, selected_paths(variables, selector),
                                                dict(methods or {}), memory_budget, None)
     return plan, chunk, rest
 
 
-@partial(jax.jit, static_argnames=("apply", "logit_loss", "paths", "chunk_size", "forced", "memory_budget"))
-def _ghost_sq_norms(apply, logit_loss, variables, x, paths, chunk_size, shared, forced=(), memory_budget=None):
-    modules, covered, rest_paths, plan, prefix, chunk_size = _resolve_plan(
-        apply, variables, x, paths, dict(forced), memory_budget, chunk_size)
+@partial(jax.jit, static_argnames=("apply", "logit_loss", "paths", "chunk_size", "forced"))
+def _ghost_sq_norms(apply, logit_loss, variables, x, paths, chunk_size, shared, forced=()):
+    modules, shapes, covered, rest_paths, plan, prefix, _ = _resolve_plan(
+        apply, variables, x, paths, dict(forced), None, chunk_size)
     methods = {q.layer: q.method for q in plan}
     flat = flatten(variables)
-    out_shapes = {k: s[1] for k, s in _discover(apply, variables, _one(x))[1].items()}
+    out_shapes = {k: s[1] for k, s in shapes.items()}
 
     def chunk_norms(xc):
         eps = {k: jnp.zeros((xc.shape[0], *o.shape[1:]), o.dtype) for k, o in out_shapes.items()}
@@ -398,9 +399,9 @@ def per_sample_sq_grad_norms_ghost(
         # Called eagerly: one compiled call per chunk, dispatched from Python. Each call frees its
         # temporaries, as lax.map would, without XLA's loop (several times slower on XLA:CPU).
         parts = [_ghost_sq_norms(apply, logit_loss, variables, x[i:i + chunk_size], paths, chunk_size,
-                                 tuple(shared), forced, None) for i in range(0, n - n % chunk_size, chunk_size)]
+                                 tuple(shared), forced) for i in range(0, n - n % chunk_size, chunk_size)]
         if n % chunk_size:
             parts.append(_ghost_sq_norms(apply, logit_loss, variables, x[n - chunk_size:], paths, chunk_size,
-                                         tuple(shared), forced, None)[chunk_size - n % chunk_size:])
+                                         tuple(shared), forced)[chunk_size - n % chunk_size:])
         return jnp.concatenate(parts)
-    return _ghost_sq_norms(apply, logit_loss, variables, x, paths, chunk_size, tuple(shared), forced, None)
+    return _ghost_sq_norms(apply, logit_loss, variables, x, paths, chunk_size, tuple(shared), forced)

@@ -32,7 +32,7 @@ from oodjax.validation import check_int, check_nonnegative, check_positive
 from oodjax.models import Model, Variables
 from oodjax.parallel import batch_mesh, global_batch, is_leader, local_rows, replicate
 from oodjax.training.augment import random_crop_flip
-from oodjax.training.checkpoints import Checkpoints
+from oodjax.training.checkpoints import Checkpoints, state_digest
 from oodjax.training.objectives import CrossEntropy, Objective, TrainOutputs
 from oodjax.training.schedules import get_schedule
 from oodjax.training.tensorboard import write_events
@@ -142,19 +142,6 @@ def _check_inputs(model: Model, images: np.ndarray | Indexed, labels: np.ndarray
     return steps_per_epoch
 
 
-def _digest(tree: Any) -> str:
-    h = hashlib.sha1()
-    for leaf in jax.tree_util.tree_leaves(tree):
-        h.update(np.asarray(leaf).tobytes())
-    return h.hexdigest()
-
-
-def _array_sha256(a: np.ndarray) -> str:
-    h = hashlib.sha256(f"{a.dtype}{a.shape}".encode())
-    h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
-
-
 def _fingerprint(model: Model, cfg: TrainConfig, images: np.ndarray | Indexed, labels: np.ndarray, key: jax.Array,
                  input_transform: InputTransform | None, objective: Objective, outliers: np.ndarray | None,
                  outlier_batch_size: int, init_variables: Variables | None) -> dict:
@@ -169,10 +156,10 @@ def _fingerprint(model: Model, cfg: TrainConfig, images: np.ndarray | Indexed, l
         "config": dataclasses.asdict(cfg),
         **({"input_transform": repr(input_transform)} if input_transform is not None else {}),
         **({"objective": repr(objective)} if objective != CrossEntropy() else {}),
-        **({"outliers": [list(outliers.shape), _digest(outliers), outlier_batch_size]} if outliers is not None else {}),
-        **({"init_variables": _digest(init_variables)} if init_variables is not None else {}),
-        "images": images.identity() if isinstance(images, Indexed) else _array_sha256(np.asarray(images)),
-        "labels": _array_sha256(np.asarray(labels, np.int64)),
+        **({"outliers": [list(outliers.shape), state_digest(outliers), outlier_batch_size]} if outliers is not None else {}),
+        **({"init_variables": state_digest(init_variables)} if init_variables is not None else {}),
+        "images": images.identity() if isinstance(images, Indexed) else state_digest(np.asarray(images)),
+        "labels": state_digest(np.asarray(labels, np.int64)),
         "key": np.asarray(jax.random.key_data(key)).tolist(),
     }))
 
