@@ -186,6 +186,34 @@ def plot_reliability(curves: Mapping[str, Mapping[str, np.ndarray]], path: str |
     return _save(fig, path)
 
 
+VERDICT_COLORS = {"confirmed": "tab:green", "contradicted": "tab:red", "inconclusive": "tab:gray"}
+
+
+def plot_intervals(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str = "",
+                   xlabel: str = "difference in the claimed direction") -> Path:
+    """A forest plot: one row per test ({label, value, low, high, verdict}), the point and its
+    interval, coloured by verdict, with the zero line; groups of rows separated by `group` changes."""
+    fig, ax = plt.subplots(figsize=(8.0, 1.0 + 0.22 * len(rows)))
+    y = np.arange(len(rows))[::-1]
+    for yi, r in zip(y, rows):
+        c = VERDICT_COLORS.get(r["verdict"], "k")
+        ax.plot([r["low"], r["high"]], [yi, yi], color=c, lw=2.0, solid_capstyle="butt")
+        ax.plot(r["value"], yi, "o", color=c, ms=3.5)
+    for i in range(1, len(rows)):
+        if rows[i].get("group") != rows[i - 1].get("group"):
+            ax.axhline(y[i] + 0.5, color="0.85", lw=0.6)
+    ax.axvline(0.0, color="k", lw=0.8)
+    ax.set_yticks(y, [r["label"] for r in rows], fontsize=6.5)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    handles = [plt.Line2D([], [], color=c, lw=2, marker="o", ms=3.5, label=v) for v, c in VERDICT_COLORS.items()]
+    ax.legend(handles=handles, fontsize=7, loc="lower right")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _save(fig: plt.Figure, path: str | Path) -> Path:
     """`path` as a PNG at DPI and, next to it, the same figure as a vector PDF."""
     path = Path(path)

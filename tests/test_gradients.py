@@ -302,3 +302,22 @@ def test_a_memory_budget_gives_the_same_norms(key):
     base = per_sample_grad_norms(apply, scores.grodin_loss, v, x, chunk_size=12, **kw)
     small = per_sample_grad_norms(apply, scores.grodin_loss, v, x, memory_budget=2**17, **kw)
     np.testing.assert_allclose(small, base, rtol=2e-5)
+
+
+@pytest.mark.parametrize("method", ["ghost", "vmap"])
+def test_the_bf16_path_tracks_float32(key, method):
+    """compute_dtype="bfloat16" runs the passes in bf16 (the norms differ from float32's) and
+    returns float32 norms within bf16's error (measured in experiments/benchmarks/bf16_norms_bench.py)."""
+    m, v, apply = _model("resnet8", key)
+    x = jax.random.normal(jax.random.key(6), (32, 8, 8, 2))
+    kw = dict(selector="all", ord="sq", method=method, shared=({"temperature": jnp.asarray(1.0)},))
+    f32 = np.asarray(per_sample_grad_norms(apply, scores.grodin_loss, v, x, **kw))
+    bf16 = per_sample_grad_norms(apply, scores.grodin_loss, v, x, compute_dtype="bfloat16", **kw)
+    assert bf16.dtype == jnp.float32
+    rel = np.abs(np.asarray(bf16) - f32) / f32
+    assert 0 < np.median(rel) < 0.05, np.median(rel)  # bf16 has 8 significant bits: about 0.4% per rounding
+    assert np.percentile(rel, 90) < 0.2, np.percentile(rel, 90)
+    with pytest.raises(ValueError, match="compute_dtype must be one of"):
+        per_sample_grad_norms(apply, scores.grodin_loss, v, x, compute_dtype="float16", **kw)
+    with pytest.raises(ValueError, match="compute_dtype must be one of"):
+        scores.get("grodin_g", compute_dtype="half")

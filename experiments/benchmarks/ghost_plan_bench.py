@@ -37,6 +37,8 @@ def main() -> None:
     p.add_argument("--memory-budget", type=int, default=256 * 2**20, help="bytes, for the 'auto + budget' variant")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--plan-only", action="store_true", help="print the plan (shapes only, no compute)")
+    p.add_argument("--only", default=None, help="comma-separated variants to run (of: jit-map, jit-one, eager, "
+                                                "budget, filter, unfold, ghost, vmap; default all)")
     a = p.parse_args()
     stem = {"stem": "imagenet"} if a.image_size >= 128 and a.model.startswith("resnet") and a.model != "resnet20" else {}
     channels = 1 if a.model == "small_cnn" else 3
@@ -84,7 +86,13 @@ def main() -> None:
            (False, dict(method="ghost", chunk_size=a.chunk, methods={c: mm for c in convs}), a.chunk)
            for mm in ("filter", "unfold", "ghost")},
         f"vmap, jit, chunk {a.chunk}": (True, dict(method="vmap", chunk_size=a.chunk), a.batch)}
-    for label, (jitted, kw, seen) in variants.items():
+    short = ["jit-map", "jit-one", "eager", "budget", "filter", "unfold", "ghost", "vmap"]
+    keep = set(a.only.split(",")) if a.only else set(short)
+    if keep - set(short):
+        raise SystemExit(f"unknown --only variants {sorted(keep - set(short))}; choose from {short}")
+    for name, (label, (jitted, kw, seen)) in zip(short, variants.items()):
+        if name not in keep:
+            continue
         def f(v, x, kw=kw):
             return gradients.per_sample_grad_norms(apply, scores.grodin_loss, v, x, shared=t1, selector="all",
                                                    ord="sq", **kw)

@@ -21,13 +21,15 @@ from oodjax.parallel import barrier, is_leader
 
 class Report(NamedTuple):
     """What a view sees: the experiment, every record, each model's ID accuracy, and scorer ->
-    OOD set -> (ID scores, OOD scores) over all models (for plots)."""
+    OOD set -> (ID scores, OOD scores) over all models (for plots); model_scores: the same per
+    model (model -> scorer -> OOD set -> (ID, OOD)), where labels may repeat across models."""
 
     experiment: Experiment
     records: list[dict[str, Any]]
     accuracies: dict[str, float | None]
     scores: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]
     out_dir: Path
+    model_scores: dict[str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]] = {}
 
 
 def merged_scores(results: list[tuple[str, EvalResult]]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
@@ -50,7 +52,8 @@ def write_report(exp: Experiment, results: list[tuple[str, EvalResult]], start: 
     In a multi-process run only process 0 writes, and the others wait for it (their summary is empty)."""
     out_dir = Path(exp.results_dir) / exp.name
     report = Report(exp, [r for _, res in results for r in res.records],
-                    {name: res.id_accuracy for name, res in results}, merged_scores(results), out_dir)
+                    {name: res.id_accuracy for name, res in results}, merged_scores(results), out_dir,
+                    {name: res.scores for name, res in results})
     summary = _write(report, start, phases or {}) if is_leader() else ""
     barrier("oodjax: the report is written")
     return {"records": report.records, "id_accuracies": report.accuracies, "out_dir": out_dir,

@@ -7,9 +7,14 @@ registered next to that paper's presets under `experiments/presets/`.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from oodjax import metrics
 from oodjax.files import write_atomic
@@ -93,6 +98,35 @@ def _methods_table(report: "Report") -> str:
     write_atomic(report.out_dir / "accuracy.md", acc)
     write_atomic(report.out_dir / "table.csv", metrics.format_table(by_set, fmt="csv", **kw))
     return summary
+
+
+@register_view("scores")
+def _scores(report: "Report") -> None:
+    """scores.npz: every model's per-sample test scores (`read_scores` reads them back), for tests
+    that need the samples, not the metrics (the claims report's paired bootstrap)."""
+    index, arrays, seen = [], {}, {}
+    for model, by_scorer in report.model_scores.items():
+        for scorer, by_set in by_scorer.items():
+            for ood_set, (s_id, s_ood) in by_set.items():
+                s_id = np.asarray(s_id)
+                digest = hashlib.sha256(s_id.tobytes() + str(s_id.dtype).encode()).hexdigest()
+                if digest not in seen:  # the ID scores repeat across sets unless a scorer is tuned per set
+                    seen[digest] = f"id_{len(seen)}"
+                    arrays[seen[digest]] = s_id
+                arrays[f"ood_{len(index)}"] = s_ood
+                index.append([model, scorer, ood_set, seen[digest]])
+    buf = io.BytesIO()
+    np.savez_compressed(buf, index=np.array(json.dumps(index)), **arrays)
+    write_atomic(report.out_dir / "scores.npz", buf.getvalue())
+
+
+def read_scores(path: str | Path) -> dict[str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]]:
+    """model -> scorer -> OOD set -> (ID test scores, OOD test scores), from a run's scores.npz."""
+    with np.load(path) as z:
+        out: dict = {}
+        for i, (model, scorer, ood_set, id_key) in enumerate(json.loads(str(z["index"]))):
+            out.setdefault(model, {}).setdefault(scorer, {})[ood_set] = (z[id_key], z[f"ood_{i}"])
+    return out
 
 
 @register_view("plots")

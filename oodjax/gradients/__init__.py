@@ -18,14 +18,14 @@ A registered gradient *scorer* is built with `oodjax.scores.gradient_scorer`.
 """
 
 from oodjax.gradients._api import (
-    GradImplementation, logits_fn_of, logits_of, per_sample_grad_norms, per_sample_sq_grad_norms, sample_loss,
+    COMPUTE_DTYPES, GradImplementation, logits_fn_of, logits_of, per_sample_grad_norms, per_sample_sq_grad_norms, sample_loss,
 )
 from oodjax.gradients._ghost import METHODS, LayerPlan, ghost_plan, layer_costs, per_sample_sq_grad_norms_ghost
 from oodjax.gradients._per_sample import NORM_ORDS, per_sample_grad_norms_vmap, per_sample_grads
 from oodjax.gradients._select import NAMED_SELECTORS, Selector, flatten, selected_paths
 
 __all__ = [
-    "GradImplementation", "LayerPlan", "METHODS", "NAMED_SELECTORS", "ghost_plan", "layer_costs", "NORM_ORDS", "Selector", "flatten", "logits_fn_of", "logits_of", "per_sample_grad_norms", "per_sample_grad_norms_vmap",
+    "COMPUTE_DTYPES", "GradImplementation", "LayerPlan", "METHODS", "NAMED_SELECTORS", "ghost_plan", "layer_costs", "NORM_ORDS", "Selector", "flatten", "logits_fn_of", "logits_of", "per_sample_grad_norms", "per_sample_grad_norms_vmap",
     "per_sample_grads", "per_sample_sq_grad_norms", "per_sample_sq_grad_norms_ghost", "sample_loss",
     "selected_paths",
 ]

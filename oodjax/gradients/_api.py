@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 import jax
 import jax.numpy as jnp
 
-from oodjax.gradients._ghost import LogitLoss, per_sample_sq_grad_norms_ghost
+from oodjax.gradients._ghost import LogitLoss, per_sample_sq_grad_norms_ghost, wide
 from oodjax.gradients._per_sample import NORM_ORDS, per_sample_grad_norms_vmap
 from oodjax.gradients._select import PyTree, Selector
 
@@ -30,6 +30,15 @@ class GradImplementation(enum.Enum):
     AUTO = "auto"
     VMAP = "vmap"
     GHOST = "ghost"
+
+
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+@functools.lru_cache(maxsize=None)
+def _float32_logits(apply: Apply) -> Apply:
+    """apply with its logits cast to float32 (the loss of the bf16 path), one object per apply."""
+    return lambda variables, x: apply(variables, x).astype(jnp.float32)
 
 
 def logits_of(model_apply: Callable, variables: PyTree, x: jax.Array) -> jax.Array:
@@ -72,6 +81,7 @@ def per_sample_grad_norms(
     chunk_size: int = 64,
     methods: Mapping[str, str] | None = None,
     memory_budget: int | None = None,
+    compute_dtype: str = "float32",
 ) -> jax.Array:
     """(N,) norms ("l1", "l2", "sq") of d logit_loss(apply(variables, x_i), *shared) / d (selected params).
 
@@ -80,9 +90,19 @@ def per_sample_grad_norms(
     to the compiled function as arguments (one compilation serves every value).
     method: a `GradImplementation` (or its value). methods / memory_budget: the norm-trick path's
     per-layer methods and memory budget in bytes (`per_sample_sq_grad_norms_ghost`).
+    compute_dtype: "float32", or "bfloat16": the forward and backward passes and each layer's norm
+      in bf16 (weights and inputs cast), the loss on float32 logits and the sum over layers in
+      float32; the norms come back as float32. Measured error against float32: README, "bf16 norms"
+      (experiments/benchmarks/bf16_norms_bench.py). A speed path for GPUs and TPUs; XLA:CPU emulates bf16.
     """
     if ord not in NORM_ORDS:
         raise ValueError(f"ord must be one of {NORM_ORDS}, got {ord!r}")
+    if compute_dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"compute_dtype must be one of {sorted(COMPUTE_DTYPES)}, got {compute_dtype!r}")
+    if compute_dtype != "float32":
+        dt = COMPUTE_DTYPES[compute_dtype]
+        variables = jax.tree.map(lambda a: a.astype(dt) if jnp.issubdtype(a.dtype, jnp.floating) else a, variables)
+        x, apply = x.astype(dt), _float32_logits(apply)
     try:
         method = GradImplementation(method)
     except ValueError:
@@ -103,10 +123,12 @@ def per_sample_grad_norms(
     selector = _resolve(selector)
     shared = tuple(shared)
     if method is GradImplementation.VMAP or ord == "l1":
-        return per_sample_grad_norms_vmap(sample_loss(apply, logit_loss), variables, x, selector=selector, ord=ord,
-                                          chunk_size=chunk_size, shared=shared)
+        norms = per_sample_grad_norms_vmap(sample_loss(apply, logit_loss), variables, x, selector=selector, ord=ord,
+                                           chunk_size=chunk_size, shared=shared)
+        return norms.astype(wide(norms.dtype))
     sq = per_sample_sq_grad_norms_ghost(apply, logit_loss, variables, x, selector=selector, chunk_size=chunk_size,
                                         shared=shared, methods=methods, memory_budget=memory_budget)
+    sq = sq.astype(wide(sq.dtype))
     return sq if ord == "sq" else jnp.sqrt(sq)
 
 

@@ -214,6 +214,11 @@ def _normalized(m: nn.Module, a: jax.Array, stats: dict[str, jax.Array]) -> jax.
     return ((grouped - mean) * jax.lax.rsqrt(var + m.epsilon)).reshape(a.shape)
 
 
+def wide(dtype) -> jnp.dtype:
+    """float64 stays float64, every other float (bf16) sums in float32."""
+    return jnp.dtype(jnp.float64) if jnp.dtype(dtype) == jnp.float64 else jnp.dtype(jnp.float32)
+
+
 def _layer_sq_norms(m: nn.Module, a: jax.Array, g: jax.Array, leaves: set[str], stats, method: str) -> jax.Array:
     """Per-sample squared gradient norm of the `leaves` of one tapped layer, from its input a and
     the gradient g of its output, the kernel's by `method`."""
@@ -350,13 +355,13 @@ def _ghost_sq_norms(apply, logit_loss, variables, x, paths, chunk_size, shared, 
             return jnp.sum(jax.vmap(lambda z: logit_loss(z, *shared))(logits)), {k: t[1] for k, t in taps.items()}
 
         g, inputs = jax.grad(total_loss, has_aux=True)(eps)
-        out = jnp.zeros((xc.shape[0],), xc.dtype)
+        out = jnp.zeros((xc.shape[0],), wide(xc.dtype))  # bf16 layers, float32 sums
         for key, leaves in covered.items():
             stats = {k: flat.get(f"{prefix}batch_stats/{key}/{k}") for k in ("mean", "var")}
-            out += _layer_sq_norms(modules[key], inputs[key], g[key], leaves, stats, methods[key])
+            out += _layer_sq_norms(modules[key], inputs[key], g[key], leaves, stats, methods[key]).astype(out.dtype)
         if rest_paths:  # parameters no tap covers: exact per-sample gradients, vmap path
             loss = lambda v, xi, *sh: logit_loss(apply(v, xi[None])[0], *sh)  # noqa: E731
-            out += _reduce(vmapped_grads(loss, variables, rest_paths, 1, shared)(xc), "sq")
+            out += _reduce(vmapped_grads(loss, variables, rest_paths, 1, shared)(xc), "sq").astype(out.dtype)
         return out
 
     return _chunked(chunk_norms, (x,), chunk_size)

@@ -123,12 +123,13 @@ def _register_grodin(part: str, combine) -> None:
     @register(f"grodin_{part.lower()}")
     def factory(temperature: float = 1.0, epsilon: float = 0.0, temperatures: Sequence[float] = ODIN_TEMPERATURES,
                 epsilons: Sequence[float] = ODIN_EPSILONS, tune_size: int | None = None, criterion: str = "auroc",
-                chunk_size: int = 64, implementation: str = "auto", memory_budget: int | None = None) -> Scorer:
+                chunk_size: int = 64, implementation: str = "auto", memory_budget: int | None = None,
+                compute_dtype: str = "float32") -> Scorer:
         return gradient_scorer(grodin_loss, selector="all", norm="sq", combine=combine, perturb=True,
                                hyper={"temperature": temperature, "epsilon": epsilon},
                                grid={"temperature": temperatures, "epsilon": epsilons}, criterion=criterion,
                                tune_size=tune_size, implementation=implementation, chunk_size=chunk_size,
-                               memory_budget=memory_budget)
+                               memory_budget=memory_budget, compute_dtype=compute_dtype)
 
     factory.__doc__ = f"GRODIN's {part} score over all weights; T, eps tuned per OOD validation split (AUROC)."
 

@@ -24,7 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
-from oodjax.gradients import NAMED_SELECTORS, NORM_ORDS, GradImplementation, Selector, logits_fn_of, per_sample_grad_norms
+from oodjax.gradients import (
+    COMPUTE_DTYPES, NAMED_SELECTORS, NORM_ORDS, GradImplementation, Selector, logits_fn_of, per_sample_grad_norms,
+)
 from oodjax.scores._checks import check_int
 from oodjax.scores._odin import _check_step, check_grid, odin_direction, perturbed_grid_scores
 from oodjax.scores._tune import grid_tuner
@@ -62,6 +64,7 @@ def gradient_scorer(
     implementation: GradImplementation | str = GradImplementation.AUTO,
     chunk_size: int = 64,
     memory_budget: int | None = None,
+    compute_dtype: str = "float32",
 ) -> Scorer:
     """A Scorer from per-sample weight gradients of `loss` (see the module docstring).
 
@@ -76,7 +79,11 @@ def gradient_scorer(
       with perturb, the grid is over temperature x epsilon and shares one input gradient per T.
     memory_budget: bytes of temporaries per chunk of the norm-trick path, which then picks the chunk
       size and the conv methods (`gradients.ghost_plan`) instead of chunk_size.
+    compute_dtype: "float32" or "bfloat16", the norms' compute (`gradients.per_sample_grad_norms`);
+      the ODIN input step stays in float32.
     """
+    if compute_dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"compute_dtype must be one of {sorted(COMPUTE_DTYPES)}, got {compute_dtype!r}")
     if memory_budget is not None:
         check_int("memory_budget", memory_budget)
     if norm not in NORM_ORDS:
@@ -102,7 +109,7 @@ def gradient_scorer(
 
     def norms_at(state: Hyper, model: Predict, x: jax.Array) -> jax.Array:
         apply = logits_fn_of(model.apply)
-        kw = dict(selector=selector, ord=norm, method=implementation, chunk_size=chunk_size,
+        kw = dict(selector=selector, ord=norm, method=implementation, chunk_size=chunk_size, compute_dtype=compute_dtype,
                   **({"memory_budget": memory_budget} if memory_budget is not None else {}))
         logits = apply(model.variables, x)
         if not expectation:
