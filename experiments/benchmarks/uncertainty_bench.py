@@ -5,7 +5,7 @@ as ratios measured in one run.
     python -m experiments.benchmarks.uncertainty_bench --model wrn40_2 --image-size 32 --batch 256
 
 Prints (medians of --repeats runs after compilation):
-  ensemble samples (one vmap over K members) / (K x one member's forward)        goal <= 1.1
+  ensemble samples (K members unrolled in one jit) / (K x one member's forward)  goal <= 1.1
   MC-dropout samples (one vmap over K masks) / (K x one forward)                  goal <= 1.1
   flow log p(features) / one classifier forward (embedding flow, 6 couplings)
 """

@@ -32,7 +32,10 @@ def ensemble(model: Model) -> Model:
     """The ensemble of K copies of `model`, with variables from `stack_members`.
 
     samples(variables, x) -> (log of the mean softmax (N, C), mean features (N, D), member logits
-    (N, K, C)), one vmap over the members; apply returns the first two. The uncertainty measures
+    (N, K, C)), the K forwards unrolled in one traced function; apply returns the first two. (Not
+    one vmap over the members: batching the weights turns every conv after the first into a
+    grouped conv, feature_group_count = K, which XLA:CPU runs 1.6-2x slower than K plain convs;
+    unrolled, K members cost about K forwards. README, "Speed".) The uncertainty measures
     (`ens_*` scorers) read the member logits. It provides logits, features, inputs, samples and
     the (input-differentiable) model; it has no single head, intermediate maps or per-sample
     weight gradients.
@@ -44,7 +47,10 @@ def ensemble(model: Model) -> Model:
         return variables[MEMBERS]
 
     def samples(variables: Variables, x: jax.Array):
-        return combine_predictions(*jax.vmap(lambda v: model.apply(v, x))(members(variables)))
+        stacked = members(variables)
+        k = jax.tree.leaves(stacked)[0].shape[0]
+        outs = [model.apply(jax.tree.map(lambda a, i=i: a[i], stacked), x) for i in range(k)]
+        return combine_predictions(*(jnp.stack(o) for o in zip(*outs)))
 
     def apply(variables: Variables, x: jax.Array, train: bool = False):
         if train:

@@ -47,7 +47,12 @@ def gradnorm(logits: jax.Array, features: jax.Array, temperature: float = 1.0) -
 
 
 def expected_gradnorm(logits: jax.Array, features: jax.Array) -> jax.Array:
-    """Eq. 4 of paper 002 (Igoe et al.): E_{y~p} ||d log p_y / dW||_1, closed form. Returns (N,)."""
+    """Eq. 4 of paper 002 (Igoe et al.): E_{y~p} ||d log p_y / dW||_1, closed form. Returns (N,).
+
+    Direction: returned as is, the paper's reading "G is larger for ID data" (Sec. 3.1). The
+    evidence says the reverse: U = 2 sum p (1 - p) shrinks for confident, ID-like predictions. On
+    the claims report's WRN-40-2 (Fashion-MNIST, docs/claims.md, claim 002-eq4) G ranks far OOD
+    above ID (AUROC 27.7); -G gives 72.3. Negate it yourself if you want the working direction."""
     check_logits_features(logits, features)
     p = jax.nn.softmax(logits, axis=-1)
     return 2.0 * jnp.sum(p * (1.0 - p), axis=-1) * _l1(features)
