@@ -23,7 +23,7 @@ def _scorers(exp, model):
     return spec.scorers
 
 
-@pytest.mark.parametrize("variant", ["gpu", "cpu", "tiny", "cifar10", "imagenet"])
+@pytest.mark.parametrize("variant", ["gpu", "cpu", "tiny", "cifar10", "cifar100", "imagenet"])
 def test_every_claim_names_a_model_and_scorer_of_its_group(variant):
     groups = ("002", "004") if variant == "imagenet" else config.GROUPS
     exps = {g: config.get_config(variant, g) for g in groups}
@@ -64,7 +64,10 @@ def _fake_runs(root, shift):
             model_scores[m.name] = {}
             for label in m.scorers:
                 s_id = rng.normal(shift(m.name, label), 1.0, 400)
-                model_scores[m.name][label] = {n: (s_id, rng.normal(0.0, 1.0, 400)) for n in sets}
+                tuned = label in ("odin", "ODIN")  # tuned per set: other ID scores for each set
+                model_scores[m.name][label] = {
+                    n: (rng.normal(shift(m.name, label), 1.0, 400) if tuned else s_id, rng.normal(0.0, 1.0, 400))
+                    for n in sets}
                 records += [{"model": m.name, "scorer": label, "ood_set": n, "kind": k} for n, k in sets.items()]
         out = root / exp.name
         out.mkdir(parents=True)
@@ -98,6 +101,9 @@ def test_verdicts_on_scores_with_a_known_answer(tmp_path):
     t3 = next(c for c in results if c["id"] == "000-T3")["tests"][0]  # the record is the bootstrap of those scores
     assert t3["low"] <= t3["difference"] <= t3["high"] < 0
     assert set(t3["sets"]) == set(config.get_config("tiny", "000").data.far_sets)
+    odin = next(c for c in results if c["id"] == "000-T3")["tests"][1]  # each set against its own ID scores
+    saved = read_scores(tmp_path / "claims_tiny_000" / "scores.npz")["plain"]["odin"]
+    assert odin["b"] == pytest.approx(np.mean([metrics.ood_metrics(*saved[n])["fpr95"] for n in odin["sets"]]))
     text = md.read_text()
     assert "FPR95 is ID positive" in text and "**contradicted**" in text and "| 000-T3:" in text
     assert (tmp_path / "claims" / "claims.png").stat().st_size > 10000 and "(claims.png)" in text

@@ -8,14 +8,34 @@ from oodjax import metrics
 
 
 def _brute(id_a, oods_a, id_b, oods_b, key, metric, n, reduce=np.mean):
-    """The definition: resample the images' indices, recompute each scorer's metric on the copies."""
-    id_idx, ood_idx = metrics.resample_indices(key, n, id_a.size, [o.size for o in oods_a])
+    """The definition: resample the images' indices, recompute each scorer's metric on the copies.
+    id_a / id_b: one array, or one per OOD set."""
+    ids_a = id_a if isinstance(id_a, list) else [id_a] * len(oods_a)
+    ids_b = id_b if isinstance(id_b, list) else [id_b] * len(oods_b)
+    id_idx, ood_idx = metrics.resample_indices(key, n, ids_a[0].size, [o.size for o in oods_a])
     out = []
     for r in range(n):
-        ma = [metrics.ood_metrics(id_a[id_idx[r]], o[idx[r]])[metric] for o, idx in zip(oods_a, ood_idx)]
-        mb = [metrics.ood_metrics(id_b[id_idx[r]], o[idx[r]])[metric] for o, idx in zip(oods_b, ood_idx)]
+        ma = [metrics.ood_metrics(i[id_idx[r]], o[idx[r]])[metric] for i, o, idx in zip(ids_a, oods_a, ood_idx)]
+        mb = [metrics.ood_metrics(i[id_idx[r]], o[idx[r]])[metric] for i, o, idx in zip(ids_b, oods_b, ood_idx)]
         out.append(reduce(np.array(ma)) - reduce(np.array(mb)))
     return np.array(out)
+
+
+@pytest.mark.parametrize("metric", ["auroc", "fpr95"])
+def test_one_id_array_per_set_for_a_tuned_scorer(metric):
+    """A scorer tuned per OOD set scores the same ID images once per set: each set is measured
+    against its own ID scores, resampled with the same ID indices."""
+    rng = np.random.default_rng(4)
+    base = rng.normal(1, 1, 50)
+    ids_a = [np.round(base * t, 1) for t in (1.0, 0.5, 2.0)]  # three "temperatures"
+    oods = [np.round(rng.normal(0, 1, 30), 1) for _ in range(3)]
+    key = jax.random.key(7)
+    res = metrics.paired_bootstrap(ids_a, oods, base, oods, key=key, metric=metric, n=100)
+    np.testing.assert_allclose(res.differences, _brute(ids_a, oods, base, oods, key, metric, 100), atol=1e-12)
+    expect = np.mean([metrics.ood_metrics(i, o)[metric] for i, o in zip(ids_a, oods)])
+    assert res.a == pytest.approx(expect)
+    with pytest.raises(ValueError, match="one per OOD set"):
+        metrics.paired_bootstrap(ids_a[:2], oods, key=key, constant=0.5)
 
 
 @pytest.mark.parametrize("metric", ["auroc", "fpr95", "aupr_in"])

@@ -21,6 +21,7 @@ Variants:
   cifar10  WRN-40-2 on CIFAR-10 via tfds (--data-dir), 200 epochs (CIFAR_TRAIN); OOD: SVHN, DTD,
            Places365, noise; resize sets from $OODJAX_OOD_ROOT/LSUN_original (Table 7); the
            held-out-class network trains on CIFAR-10's classes 0-4; OE on 300K random images
+  cifar100 the same on CIFAR-100 (the held-out-class network on classes 0-49)
   imagenet groups 002 and 004 post hoc on the torchvision ResNet-50 checkpoint (presets.imagenet):
            iNaturalist, SUN, Places, Textures (002) and ImageNet-O (004, its "near" set)
 """
@@ -41,7 +42,7 @@ from oodjax.scores import ENSEMBLE_MEASURES
 from oodjax.training import EnergyOE, TrainConfig
 
 GROUPS = ("000", "002", "004", "001", "003", "ensembles")
-VARIANTS = ("gpu", "cpu", "tiny", "cifar10", "imagenet")
+VARIANTS = ("gpu", "cpu", "tiny", "cifar10", "cifar100", "imagenet")
 # What each variant's networks see (the report prints it beside each group).
 VARIANT_DATA = {
     "gpu": "Fashion-MNIST (ID: 55k training, 5k validation, the full 10k test images) against the offline suite "
@@ -51,6 +52,7 @@ VARIANT_DATA = {
     "cpu": "the same Fashion-MNIST suite, 2000 ID test images, OOD test splits capped at 1000",
     "tiny": "a 1024-image slice of the Fashion-MNIST suite (a smoke test)",
     "cifar10": "CIFAR-10 via tfds against SVHN, DTD, Places365, noise and Pillow-resized LSUN",
+    "cifar100": "CIFAR-100 via tfds against SVHN, DTD, Places365, noise and Pillow-resized LSUN",
     "imagenet": "ImageNet-1k (validation split) against iNaturalist, SUN, Places, Textures and ImageNet-O",
 }
 GPU_EPOCHS = 6
@@ -95,6 +97,7 @@ BUDGETS = {
     "cifar10": Budget("wrn40_2", CIFAR_TRAIN, TrainConfig(epochs=10, batch_size=128, learning_rate=0.001, augment=True),
                       odin={**ODIN_GRID, "tune_size": 1000}),
 }
+BUDGETS["cifar100"] = BUDGETS["cifar10"]
 
 
 def _data(variant: str) -> EmbeddedData | TfdsData:
@@ -108,8 +111,8 @@ def _data(variant: str) -> EmbeddedData | TfdsData:
     root = os.environ.get("OODJAX_OOD_ROOT", "data/ood")
     resize = tuple(OODSpec(f"LSUN-{m}", folder=os.path.join(root, "LSUN_original"), resample=m, kind="resize")
                    for m in ("nearest", "bilinear", "bicubic", "lanczos"))
-    return TfdsData("cifar10", ood=(OODSpec("svhn"), OODSpec("dtd"), OODSpec("places365"),
-                                    OODSpec("gaussian_noise"), *resize), ood_test_size=2000)
+    far = (OODSpec("svhn"), OODSpec("dtd"), OODSpec("places365"), OODSpec("gaussian_noise"))
+    return TfdsData(variant, ood=(*far, *resize), ood_test_size=2000)
 
 
 def _far(d: EmbeddedData | TfdsData) -> tuple[str, ...]:
@@ -144,7 +147,8 @@ def _models(group: str, variant: str, b: Budget, d: EmbeddedData | TfdsData) -> 
                    "G": ("grodin_g", b.grodin), "SG": ("grodin_sg", b.grodin),
                    "G T=1 eps=0": ("grodin_g", {"temperatures": (1.0,), "epsilons": (0.0,),
                                                 "tune_size": b.grodin["tune_size"]})}
-        return (ModelSpec("heldout", scorers, classes=NEAR_CLASSES),)
+        classes = tuple(range(50)) if variant == "cifar100" else NEAR_CLASSES
+        return (ModelSpec("heldout", scorers, classes=classes),)
     if group == "001":
         survey = tuple(s for s in far if s in SURVEY_SETS) or far
         return tuple(dataclasses.replace(m, ood_sets=survey, train_name="plain" if m.name == "baseline" else None)
@@ -175,7 +179,7 @@ def _models(group: str, variant: str, b: Budget, d: EmbeddedData | TfdsData) -> 
 def _oe(variant: str) -> EnergyOE:
     # Liu et al.'s CIFAR margins (m_in -25, m_out -7) are for a WRN whose ID energies sit near -25;
     # the embedded suite's are measured in uncertainty.py's notes: the small CNN's median -7.5.
-    return EnergyOE() if variant == "cifar10" else EnergyOE(lam=0.1, m_in=-12.0, m_out=-4.0)
+    return EnergyOE() if variant.startswith("cifar") else EnergyOE(lam=0.1, m_in=-12.0, m_out=-4.0)
 
 
 def get_config(variant: str = "gpu", group: str = "000", epochs: int | None = None) -> Experiment:

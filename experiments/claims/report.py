@@ -76,10 +76,12 @@ def run_test(res: Results, test: Test, key: jax.Array) -> dict[str, Any]:
             a, b = [x for x in a if x[0] in common], [x for x in b if x[0] in common]
             b = sorted(b, key=lambda x: common.index(x[0]))
     kw = dict(key=key, metric=test.metric, n=N_RESAMPLES, reduce=_reduce(test.reduce))
+    # Each set's own ID scores: a scorer tuned per OOD set scores the ID images once per set.
     if b is None:
-        r = metrics.paired_bootstrap(a[0][1], [x[2] for x in a], key=kw.pop("key"), constant=float(test.b), **kw)
+        r = metrics.paired_bootstrap([x[1] for x in a], [x[2] for x in a], key=kw.pop("key"), constant=float(test.b),
+                                     **kw)
     else:
-        r = metrics.paired_bootstrap(a[0][1], [x[2] for x in a], b[0][1], [x[2] for x in b], **kw)
+        r = metrics.paired_bootstrap([x[1] for x in a], [x[2] for x in a], [x[1] for x in b], [x[2] for x in b], **kw)
     rec.update(a=r.a, b=r.b, difference=r.observed, low=r.low, high=r.high, verdict=metrics.verdict(r, test.expect),
                sets=[x[0] for x in a], n_id=int(a[0][1].size), n_ood=[int(x[2].size) for x in a])
     if b is None and test.metric == "auroc":
@@ -126,8 +128,9 @@ def _ours(t: dict[str, Any]) -> str:
         return t["verdict"]
     b = f"{_pct(t['b'])}" if t.get("b") is not None else ""
     stat = t["metric"] if "range" not in t["test"] else f"range of {t['metric']}"
+    rev = f" (reversed direction: {_pct(t['reversed'])})" if "reversed" in t else ""
     return (f"{stat} {_pct(t['a'])} vs {b}, difference {_pct(t['difference'])} "
-            f"[{_pct(t['low'])}, {_pct(t['high'])}]")
+            f"[{_pct(t['low'])}, {_pct(t['high'])}]{rev}")
 
 
 def render(results: list[dict[str, Any]], res: Results, command: str) -> str:
@@ -179,10 +182,9 @@ def render(results: list[dict[str, Any]], res: Results, command: str) -> str:
         if c["untested"]:
             lines += [f"Not tested: {c['untested']}.", ""]
         for t in c["tests"]:
-            extra = f" (reversed direction: {_pct(t['reversed'])})" if "reversed" in t else ""
             sets = f"; sets: {', '.join(t['sets'])}" if "sets" in t else ""
             why = f" ({t['why']})" if "why" in t else ""
-            lines.append(f"- {t['test']}: {_ours(t)}{extra} -> **{t['verdict']}**{why}{sets}")
+            lines.append(f"- {t['test']}: {_ours(t)} -> **{t['verdict']}**{why}{sets}")
         lines.append("")
     return "\n".join(lines)
 

@@ -79,23 +79,44 @@ def resample_indices(key: jax.Array, n: int, n_id: int, ood_sizes: Sequence[int]
             [np.asarray(jax.random.randint(k, (n, m), 0, m)) for k, m in zip(k_ood, ood_sizes)])
 
 
-def _resampled_metric(metric: str, id_s: np.ndarray, oods: list[np.ndarray], id_idx: np.ndarray,
+def _resampled_metric(metric: str, ids: list[np.ndarray], oods: list[np.ndarray], id_idx: np.ndarray,
                       ood_idx: list[np.ndarray]) -> np.ndarray:
-    """(n, S): the metric of every resample on every OOD set."""
-    if metric in FAST_METRICS:
-        return _fast_metrics(metric, id_s, oods, id_idx, ood_idx)
-    return np.array([[ood_metrics(id_s[id_idx[b]], o[idx[b]])[metric] for o, idx in zip(oods, ood_idx)]
-                     for b in range(id_idx.shape[0])])
+    """(n, S): the metric of every resample on every OOD set (set s against ID scores ids[s])."""
+    if metric not in FAST_METRICS:
+        return np.array([[ood_metrics(i[id_idx[b]], o[idx[b]])[metric] for i, o, idx in zip(ids, oods, ood_idx)]
+                         for b in range(id_idx.shape[0])])
+    cols, s = [], 0
+    while s < len(oods):  # consecutive sets with the same ID scores (an untuned scorer) share one count
+        e = s + 1
+        while e < len(oods) and np.array_equal(ids[e], ids[s]):
+            e += 1
+        cols.append(_fast_metrics(metric, ids[s], oods[s:e], id_idx, ood_idx[s:e]))
+        s = e
+    return np.concatenate(cols, axis=1)
 
 
-def paired_bootstrap(id_a: ArrayLike, ood_a: ArrayLike | Sequence[ArrayLike], id_b: ArrayLike | None = None,
+def _id_sets(name: str, ids: ArrayLike | Sequence[ArrayLike], num_sets: int) -> list[np.ndarray]:
+    """One ID-score array per OOD set: the same array for all, or one each (a scorer tuned per set
+    scores the same ID images differently for each set)."""
+    if isinstance(ids, (list, tuple)):
+        out = [check_scores(f"{name}[{i}]", s) for i, s in enumerate(ids)]
+        if len(out) != num_sets or len({a.size for a in out}) != 1:
+            raise ValueError(f"{name}: give one ID array, or one per OOD set ({num_sets}) over the same ID images; "
+                             f"got sizes {[a.size for a in out]}")
+        return out
+    return [check_scores(name, ids)] * num_sets
+
+
+def paired_bootstrap(id_a: ArrayLike | Sequence[ArrayLike], ood_a: ArrayLike | Sequence[ArrayLike],
+                     id_b: ArrayLike | Sequence[ArrayLike] | None = None,
                      ood_b: ArrayLike | Sequence[ArrayLike] | None = None, *, key: jax.Array, metric: str = "auroc",
                      n: int = 1000, level: float = 0.95, reduce: Reduce | None = None,
                      constant: float | None = None) -> PairedBootstrap:
     """Paired bootstrap interval of statistic(a) - statistic(b).
 
     Args:
-      id_a, id_b: (N_id,) each scorer's scores of the same ID test images (higher = more ID).
+      id_a, id_b: (N_id,) each scorer's scores of the same ID test images (higher = more ID), or
+        one such array per OOD set (a scorer tuned on each set's validation split).
       ood_a, ood_b: (N_ood,) scores of the same OOD images, or one such array per OOD set (the
         sets' sizes must match between a and b).
       key: a `jax.random` key; the resamples are a pure function of it.
@@ -115,19 +136,21 @@ def paired_bootstrap(id_a: ArrayLike, ood_a: ArrayLike | Sequence[ArrayLike], id
     if (constant is None) == (id_b is None or ood_b is None):
         raise ValueError("give either a second scorer (id_b and ood_b) or a constant, not both or neither")
     reduce = reduce or (lambda m: np.mean(m, axis=-1))
-    id_a_s, oods_a = check_scores("id_a", id_a), _as_sets("ood_a", ood_a)
-    id_idx, ood_idx = resample_indices(key, n, id_a_s.size, [o.size for o in oods_a])
-    stat_a = float(reduce(np.array([ood_metrics(id_a_s, o)[metric] for o in oods_a])))
-    boot_a = reduce(_resampled_metric(metric, id_a_s, oods_a, id_idx, ood_idx))
+    oods_a = _as_sets("ood_a", ood_a)
+    ids_a = _id_sets("id_a", id_a, len(oods_a))
+    id_idx, ood_idx = resample_indices(key, n, ids_a[0].size, [o.size for o in oods_a])
+    stat_a = float(reduce(np.array([ood_metrics(i, o)[metric] for i, o in zip(ids_a, oods_a)])))
+    boot_a = reduce(_resampled_metric(metric, ids_a, oods_a, id_idx, ood_idx))
     if constant is not None:
         stat_b, boot_b = float(constant), np.full(n, float(constant))
     else:
-        id_b_s, oods_b = check_scores("id_b", id_b), _as_sets("ood_b", ood_b)
-        if id_b_s.size != id_a_s.size or [o.size for o in oods_b] != [o.size for o in oods_a]:
-            raise ValueError(f"a paired bootstrap needs both scorers on the same images: ID {id_a_s.size} vs "
-                             f"{id_b_s.size}, OOD sets {[o.size for o in oods_a]} vs {[o.size for o in oods_b]}")
-        stat_b = float(reduce(np.array([ood_metrics(id_b_s, o)[metric] for o in oods_b])))
-        boot_b = reduce(_resampled_metric(metric, id_b_s, oods_b, id_idx, ood_idx))
+        oods_b = _as_sets("ood_b", ood_b)
+        ids_b = _id_sets("id_b", id_b, len(oods_b))
+        if ids_b[0].size != ids_a[0].size or [o.size for o in oods_b] != [o.size for o in oods_a]:
+            raise ValueError(f"a paired bootstrap needs both scorers on the same images: ID {ids_a[0].size} vs "
+                             f"{ids_b[0].size}, OOD sets {[o.size for o in oods_a]} vs {[o.size for o in oods_b]}")
+        stat_b = float(reduce(np.array([ood_metrics(i, o)[metric] for i, o in zip(ids_b, oods_b)])))
+        boot_b = reduce(_resampled_metric(metric, ids_b, oods_b, id_idx, ood_idx))
     diff = np.asarray(boot_a - boot_b, np.float64)
     tail = 100.0 * (1.0 - level) / 2.0
     low, high = np.percentile(diff, [tail, 100.0 - tail])
