@@ -165,8 +165,11 @@ def render(results: list[dict[str, Any]], res: Results, command: str) -> str:
             secs_text = " + ".join(f"{x:.0f}" for x in secs if x is not None)
             lines.append(f"| {label} | {spec['name']} | {'' if acc is None else f'{100 * acc:.2f}'} | {train} | "
                          f"{secs_text} |")
-    machines = {_machine(run) for _, _, run in res.groups.values()}
-    lines += ["", "Machine: " + "; ".join(sorted(machines)), "", "## Verdicts", "",
+    machines = {f"{res.variant_of[g]}: {_machine(run)}" for g, (_, _, run) in res.groups.items()}
+    lines += ["", "Machines: " + "; ".join(sorted(machines, key=lambda m: not m.startswith(res.variant))) + ".", "",
+              "The scores come from `python -m experiments.claims --variant V --groups G ... [--epochs N]` per variant "
+              "(on a lent GPU machine, `experiments/claims/gpu_claims.sh` runs the groups in a time box); this report "
+              "from the command above, which reads them.", "", "## Verdicts", "",
               "| claim | paper | the paper's numbers | ours (a vs b, difference [95% interval]) | verdict |",
               "|---|---|---|---|---|"]
     for c in results:
