@@ -47,6 +47,9 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="groups 002 and 004 only"):
         config.get_config("imagenet", "000")
     assert config.get_config("gpu", "000", epochs=3).train.epochs == 3
+    for argv in (["--groups", "005"], ["--epochs", "0"], ["--variant", "tpu"]):
+        with pytest.raises(SystemExit):  # argparse's message, before any work
+            claims_main.main(argv)
 
 
 def _fake_runs(root, shift):
@@ -115,6 +118,10 @@ def test_verdicts_on_scores_with_a_known_answer(tmp_path):
     assert v2["000-T5"] == "not run" and v2["000-T3"] == "confirmed"
     with pytest.raises(FileNotFoundError, match="python -m experiments.claims --variant gpu"):
         report.write(tmp_path, "gpu", tmp_path / "c3", "test")
+    # A variant without runs reads its fallback's, and each test names the variant it read.
+    v3 = report.write(tmp_path, "gpu", tmp_path / "c4", "test", fallback=("tiny",))[1]
+    t3 = next(c for c in v3 if c["id"] == "000-T3")
+    assert t3["verdict"] == "confirmed" and {t["variant"] for t in t3["tests"]} == {"tiny"}
 
 
 def test_claim_verdict_rule():

@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(groups) - set(config.GROUPS))
     if unknown:
         p.error(f"unknown groups {unknown}; choose from {config.GROUPS}")
+    if args.epochs is not None and args.epochs < 1:
+        p.error(f"--epochs must be >= 1, got {args.epochs}")
     if not args.report_only:
         train_dir = str(Path(args.results_dir) / f"claims_{args.variant}" / "train")  # shared by the groups
         exps = [dataclasses.replace(with_dirs(config.get_config(args.variant, g, epochs=args.epochs), args.data_dir,

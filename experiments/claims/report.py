@@ -27,29 +27,31 @@ N_RESAMPLES = 1000
 
 
 class Results:
-    """One variant's saved runs: per group, scores (model -> scorer -> set -> (ID, OOD)), the sets'
-    kinds, each model's accuracy and the run's config and provenance."""
+    """Saved runs of a variant and its fallbacks: per (variant, group), the scores (model -> scorer
+    -> set -> (ID, OOD)), the sets' kinds, and the run's config, accuracies and provenance."""
 
     def __init__(self, results_dir: str | Path, variant: str, fallback: tuple[str, ...] = ()):
-        """Each group from `variant`'s run, else from the first fallback variant that ran it."""
-        self.variant, self.groups, self.variant_of = variant, {}, {}
-        for v in (variant, *fallback):
+        self.variant, self.order, self.runs = variant, (variant, *fallback), {}
+        for v in self.order:
             for d in sorted(Path(results_dir).glob(f"claims_{v}_*")):
-                group = d.name.removeprefix(f"claims_{v}_")
-                if group not in self.groups and (d / "scores.npz").exists() and (d / "run.json").exists():
+                if (d / "scores.npz").exists() and (d / "run.json").exists():
                     run = json.loads((d / "run.json").read_text())
                     kinds = {r["ood_set"]: r.get("kind", "far") for r in json.loads((d / "metrics.json").read_text())}
-                    self.groups[group] = (read_scores(d / "scores.npz"), kinds, run)
-                    self.variant_of[group] = v
+                    self.runs[(v, d.name.removeprefix(f"claims_{v}_"))] = (read_scores(d / "scores.npz"), kinds, run)
+        self.used: set[tuple[str, str]] = set()  # the runs some test read
 
-    def sides(self, side: Side, sets) -> list[tuple[str, np.ndarray, np.ndarray]] | None:
-        """[(set, ID scores, OOD scores)] of `side` on the selected sets, or None if not run."""
-        if side.group not in self.groups:
-            return None
-        scores, kinds, _ = self.groups[side.group]
+    def variant_for(self, groups: set[str]) -> str | None:
+        """The first of the variant and its fallbacks that ran all of `groups` (a paired test needs
+        both sides on the same images: the same variant)."""
+        return next((v for v in self.order if all((v, g) in self.runs for g in groups)), None)
+
+    def sides(self, side: Side, sets, variant: str) -> list[tuple[str, np.ndarray, np.ndarray]] | None:
+        """[(set, ID scores, OOD scores)] of `side` in `variant`'s run on the selected sets, or None."""
+        scores, kinds, _ = self.runs[(variant, side.group)]
         by_set = scores.get(side.model, {}).get(side.scorer)
         if by_set is None:
             return None
+        self.used.add((variant, side.group))
         out = [(name, s_id, s_ood) for name, (s_id, s_ood) in by_set.items()
                if kinds.get(name) == sets.kind and name.endswith(sets.suffix)]
         return out or None
@@ -61,14 +63,16 @@ def _reduce(name: str):
 
 def run_test(res: Results, test: Test, key: jax.Array) -> dict[str, Any]:
     """One test's record: the statistic of a and b, the difference's 95% interval, the verdict."""
-    a = res.sides(test.a, test.sets)
-    b = res.sides(test.b, test.sets_b or test.sets) if isinstance(test.b, Side) else None
     rec: dict[str, Any] = {"test": test.label(), "metric": test.metric, "expect": test.expect}
+    groups = {test.a.group} | ({test.b.group} if isinstance(test.b, Side) else set())
+    variant = res.variant_for(groups)
+    if variant is None:
+        return {**rec, "verdict": "not run"}
+    rec["variant"] = variant
+    a = res.sides(test.a, test.sets, variant)
+    b = res.sides(test.b, test.sets_b or test.sets, variant) if isinstance(test.b, Side) else None
     if a is None or (isinstance(test.b, Side) and b is None):
         return {**rec, "verdict": "not run"}
-    if isinstance(test.b, Side) and res.variant_of[test.a.group] != res.variant_of[test.b.group]:
-        return {**rec, "verdict": "not run", "why": f"{test.a.group} ran as {res.variant_of[test.a.group]}, "
-                                                    f"{test.b.group} as {res.variant_of[test.b.group]}: other images"}
     if b is not None:
         names_a, names_b = [n for n, *_ in a], [n for n, *_ in b]
         if test.sets_b is None and names_a != names_b:  # the same sets, in the same order
@@ -135,7 +139,8 @@ def _ours(t: dict[str, Any]) -> str:
 
 def render(results: list[dict[str, Any]], res: Results, command: str) -> str:
     """claims.md: how it was made, the networks, one line per claim, then every test."""
-    used = sorted(set(res.variant_of.values()), key=lambda v: v != res.variant)
+    used = [v for v in res.order if any(u[0] == v for u in res.used)]
+    runs = sorted(res.used, key=lambda u: (res.order.index(u[0]), config.GROUPS.index(u[1])))
     lines = [f"# Claims report ({', '.join(used)})", "",
              f"Generated {time.strftime('%Y-%m-%d')} by `{command}`.", "",
              "Each test is a paired bootstrap (1000 resamples of the ID test and OOD images, the same indices for "
@@ -147,16 +152,19 @@ def render(results: list[dict[str, Any]], res: Results, command: str) -> str:
              "intervals cover the sampling of test images, not the training seed: one network per method.", ""]
     lines += ["## What ran where", ""]
     for v in used:
-        groups = ", ".join(g for g in res.groups if res.variant_of[g] == v)
+        groups = ", ".join(g for u, g in runs if u == v)
         lines.append(f"- **{v}** (groups {groups}): {config.VARIANT_DATA[v]}.")
-    missing = [g for g in config.GROUPS if g not in res.groups]
+    missing = [g for g in config.GROUPS if not any(u[1] == g for u in runs)]
     if missing:
         lines.append(f"- not run: groups {', '.join(missing)}; their claims say *not run*.")
+    lines.append(f"- a test reads the {res.variant} runs, or the first of {', '.join(res.order[1:]) or '(none)'} that "
+                 "ran both of its sides (a paired test needs the same images); each test names its variant.")
     lines += ["", "## Networks", "", "Seconds: training (0 when an earlier group's finished network is reused) and "
               "scoring, in this group's run.", "",
               "| group (variant) | model | ID test top-1 (%) | training | seconds (train + score) |", "|---|---|---|---|---|"]
-    for group, (_, _, run) in res.groups.items():
-        label = f"{group} ({res.variant_of[group]})"
+    for v, group in runs:
+        run = res.runs[(v, group)][2]
+        label = f"{group} ({v})"
         cfg, phases = run["config"], run.get("phases", {})
         for spec in cfg["models"]:
             acc = run["id_accuracies"].get(spec["name"])
@@ -165,7 +173,7 @@ def render(results: list[dict[str, Any]], res: Results, command: str) -> str:
             secs_text = " + ".join(f"{x:.0f}" for x in secs if x is not None)
             lines.append(f"| {label} | {spec['name']} | {'' if acc is None else f'{100 * acc:.2f}'} | {train} | "
                          f"{secs_text} |")
-    machines = {f"{res.variant_of[g]}: {_machine(run)}" for g, (_, _, run) in res.groups.items()}
+    machines = {f"{v}: {_machine(res.runs[(v, g)][2])}" for v, g in runs}
     lines += ["", "Machines: " + "; ".join(sorted(machines, key=lambda m: not m.startswith(res.variant))) + ".", "",
               "The scores come from `python -m experiments.claims --variant V --groups G ... [--epochs N]` per variant "
               "(on a lent GPU machine, `experiments/claims/gpu_claims.sh` runs the groups in a time box); this report "
@@ -186,8 +194,8 @@ def render(results: list[dict[str, Any]], res: Results, command: str) -> str:
             lines += [f"Not tested: {c['untested']}.", ""]
         for t in c["tests"]:
             sets = f"; sets: {', '.join(t['sets'])}" if "sets" in t else ""
-            why = f" ({t['why']})" if "why" in t else ""
-            lines.append(f"- {t['test']}: {_ours(t)} -> **{t['verdict']}**{why}{sets}")
+            where = f" [{t['variant']}]" if "variant" in t else ""
+            lines.append(f"- {t['test']}{where}: {_ours(t)} -> **{t['verdict']}**{sets}")
         lines.append("")
     return "\n".join(lines)
 
@@ -225,21 +233,24 @@ def write(results_dir: str | Path, variant: str, out_dir: str | Path, command: s
     """Evaluates every claim on the variant's runs (a group it lacks from the fallback variants')
     and writes out_dir/claims.md and claims.json."""
     res = Results(results_dir, variant, fallback)
-    if not res.groups:
+    if not res.runs:
         raise FileNotFoundError(f"no runs of variant {variant!r} under {results_dir}/claims_{variant}_*/ (scores.npz "
                                 f"and run.json): run `python -m experiments.claims --variant {variant}` first")
     results = evaluate_claims(res)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "claims.json", json.dumps({"variant": variant, "groups": res.variant_of, "command": command,
+    write_atomic(out / "claims.json", json.dumps({"variant": variant, "runs": sorted(f"{v}/{g}" for v, g in res.used),
+                                                  "command": command,
                                                   "python": platform.python_version(),
                                                   "claims": results}, indent=1))
-    plot_tests(results, out / "claims.png", f"Paired bootstrap, 95% intervals ({', '.join(sorted(set(res.variant_of.values())))})")
+    plot_tests(results, out / "claims.png",
+               f"Paired bootstrap, 95% intervals ({', '.join(v for v in res.order if any(u[0] == v for u in res.used))}; "
+               f"[variant] where not {res.variant})", res.variant)
     md = write_atomic(out / "claims.md", render(results, res, command))
     return md, results
 
 
-def plot_tests(results: list[dict[str, Any]], path: Path, title: str) -> Path | None:
+def plot_tests(results: list[dict[str, Any]], path: Path, title: str, primary: str = "") -> Path | None:
     """claims.png: every test that ran, its difference turned so that right of 0 supports the claim."""
     rows = []
     for c in results:
@@ -249,7 +260,8 @@ def plot_tests(results: list[dict[str, Any]], path: Path, title: str) -> Path | 
             sign = 1.0 if t["expect"] == "greater" else -1.0
             lo, hi = sorted((sign * t["low"], sign * t["high"]))
             short = t["test"].split(": ", 1)[1].replace(" on far sets", "").replace(" on covariate sets", "")
-            rows.append({"label": f"{c['id']} {t['metric']}: {short}"[:90], "value": 100 * sign * t["difference"],
+            tag = f" [{t['variant']}]" if t.get("variant", primary) != primary else ""
+            rows.append({"label": f"{c['id']} {t['metric']}: {short}"[:90] + tag, "value": 100 * sign * t["difference"],
                          "low": 100 * lo, "high": 100 * hi, "verdict": t["verdict"], "group": c["id"]})
     if not rows:
         return None
