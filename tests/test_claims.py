@@ -47,7 +47,9 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="groups 002 and 004 only"):
         config.get_config("imagenet", "000")
     assert config.get_config("gpu", "000", epochs=3).train.epochs == 3
-    for argv in (["--groups", "005"], ["--epochs", "0"], ["--variant", "tpu"]):
+    survey = {m.ood_sets for m in config.get_config("cifar10", "001").models}  # paper 001's sets, not noise alone
+    assert survey == {("svhn", "dtd", "places365", "gaussian_noise")}
+    for argv in (["--groups", "005"], ["--epochs", "0"], ["--variant", "tpu"], ["--variant", "imagenet", "--groups", "000"]):
         with pytest.raises(SystemExit):  # argparse's message, before any work
             claims_main.main(argv)
 

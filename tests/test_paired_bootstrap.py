@@ -89,6 +89,8 @@ def test_the_pairing_narrows_the_interval():
     (dict(id_b=np.zeros(5), ood_b=np.zeros(4)), "same images"),
     (dict(id_b=np.zeros(6), ood_b=np.zeros(4), constant=0.5), "not both"),
     (dict(), "not both or neither"),
+    (dict(id_b=np.zeros(6), constant=0.5), "not both or neither"),
+    (dict(id_b=np.zeros(6)), "not both or neither"),
 ])
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -51,9 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--epochs must be >= 1, got {args.epochs}")
     if not args.report_only:
         train_dir = str(Path(args.results_dir) / f"claims_{args.variant}" / "train")  # shared by the groups
-        exps = [dataclasses.replace(with_dirs(config.get_config(args.variant, g, epochs=args.epochs), args.data_dir,
-                                              args.results_dir), train_dir=train_dir, progress=not args.no_progress)
-                for g in groups]
+        try:
+            exps = [dataclasses.replace(with_dirs(config.get_config(args.variant, g, epochs=args.epochs), args.data_dir,
+                                                  args.results_dir), train_dir=train_dir,
+                                        progress=not args.no_progress) for g in groups]
+        except ValueError as e:
+            p.error(str(e))
         for exp in exps:  # every group's config, scorer and data checks before the first training
             validate(exp)
         for exp in exps:

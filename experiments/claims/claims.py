@@ -2,8 +2,8 @@
 
 A Test compares scorer a with scorer b (or a constant) on one metric over a selection of OOD sets
 (`Sets`), with the claimed direction. A Claim holds its tests; its verdict is fixed in advance:
-'confirmed' if every test is confirmed, 'contradicted' if every test is contradicted, otherwise
-'mixed' (with the counts), 'not run' if a test's scores are missing. The paper's numbers are as
+'confirmed' ('contradicted', 'inconclusive') if every test is, 'not run' if a test's scores are
+missing, otherwise 'mixed' (with the counts). The paper's numbers are as
 printed (Fashion-MNIST analogues of the papers' datasets are named in `analogue`).
 """
 
@@ -95,7 +95,8 @@ CLAIMS: tuple[Claim, ...] = (
           tuple(Test(Side("000", "anchored", "amp"), Side("000", "anchored", "amp"),
                      Sets("covariate", f"{BLUR}-{s + 1}"), "auroc", "greater", sets_b=Sets("covariate", f"{BLUR}-{s}"))
                 for s in range(1, 5)),
-          "the same blurred test images at consecutive severities (paired by image)"),
+          "the blurred test images at consecutive severities (each severity's own random test split of the "
+          "same 2000 images: the ID side is paired, the OOD side is not paired by image)"),
     Claim("000-T8a", "000", "Table 8", "Consistency training lowers AMP's FPR95",
           "WRN-40-2, CIFAR-10 vs SVHN, 5 anchors, FPR95: no corruption 50.73, all five 5.19",
           (Test(Side("000", "anchored", "amp"), Side("000", "anchored_plain", "amp"), FAR, "fpr95", "less"),),

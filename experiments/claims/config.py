@@ -24,6 +24,7 @@ Variants:
   cifar100 the same on CIFAR-100 (the held-out-class network on classes 0-49)
   imagenet groups 002 and 004 post hoc on the torchvision ResNet-50 checkpoint (presets.imagenet):
            iNaturalist, SUN, Places, Textures (002) and ImageNet-O (004, its "near" set)
+The tfds variants have no blur-severity sets: claims 000-F5a, 000-F5b and 000-T5 say "not run" there.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def _models(group: str, variant: str, b: Budget, d: EmbeddedData | TfdsData) -> 
         classes = tuple(range(50)) if variant == "cifar100" else NEAR_CLASSES
         return (ModelSpec("heldout", scorers, classes=classes),)
     if group == "001":
-        survey = tuple(s for s in far if s in SURVEY_SETS) or far
+        survey = tuple(s for s in far if s in SURVEY_SETS) if isinstance(d, EmbeddedData) else far
         return tuple(dataclasses.replace(m, ood_sets=survey, train_name="plain" if m.name == "baseline" else None)
                      for m in survey_models(b.odin))
     if group == "003":

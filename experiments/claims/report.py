@@ -51,9 +51,10 @@ class Results:
         by_set = scores.get(side.model, {}).get(side.scorer)
         if by_set is None:
             return None
-        self.used.add((variant, side.group))
         out = [(name, s_id, s_ood) for name, (s_id, s_ood) in by_set.items()
                if kinds.get(name) == sets.kind and name.endswith(sets.suffix)]
+        if out:
+            self.used.add((variant, side.group))
         return out or None
 
 
@@ -77,6 +78,8 @@ def run_test(res: Results, test: Test, key: jax.Array) -> dict[str, Any]:
         names_a, names_b = [n for n, *_ in a], [n for n, *_ in b]
         if test.sets_b is None and names_a != names_b:  # the same sets, in the same order
             common = [n for n in names_a if n in names_b]
+            if not common:
+                return {**rec, "verdict": "not run"}
             a, b = [x for x in a if x[0] in common], [x for x in b if x[0] in common]
             b = sorted(b, key=lambda x: common.index(x[0]))
     kw = dict(key=key, metric=test.metric, n=N_RESAMPLES, reduce=_reduce(test.reduce))

@@ -75,10 +75,13 @@ def per_sample_grads(
 
 
 def _reduce(g: dict[str, jax.Array], ord: str) -> jax.Array:
+    """Per-sample norm over the leaves; each leaf's part in its own dtype, the sum over leaves in
+    float32 at least (a bf16 gradient's parts are summed in float32)."""
     leaves = [v.reshape(v.shape[0], -1) for v in g.values()]
+    wide = jnp.float64 if any(v.dtype == jnp.float64 for v in leaves) else jnp.float32
     if ord == "l1":
-        return sum(jnp.sum(jnp.abs(v), axis=1) for v in leaves)
-    sq = sum(jnp.sum(v * v, axis=1) for v in leaves)
+        return sum(jnp.sum(jnp.abs(v), axis=1).astype(wide) for v in leaves)
+    sq = sum(jnp.sum(v * v, axis=1).astype(wide) for v in leaves)
     return jnp.sqrt(sq) if ord == "l2" else sq
 
 

@@ -133,7 +133,8 @@ def paired_bootstrap(id_a: ArrayLike | Sequence[ArrayLike], ood_a: ArrayLike | S
         raise ValueError(f"paired_bootstrap needs n >= 100 resamples for a 95% percentile interval, got n={n!r}")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    if (constant is None) == (id_b is None or ood_b is None):
+    has_b = (id_b is not None, ood_b is not None)
+    if (constant is None and not all(has_b)) or (constant is not None and any(has_b)):
         raise ValueError("give either a second scorer (id_b and ood_b) or a constant, not both or neither")
     reduce = reduce or (lambda m: np.mean(m, axis=-1))
     oods_a = _as_sets("ood_a", ood_a)
