@@ -247,8 +247,7 @@ def write(results_dir: str | Path, variant: str, out_dir: str | Path, command: s
                                                   "python": platform.python_version(),
                                                   "claims": results}, indent=1))
     plot_tests(results, out / "claims.png",
-               f"Paired bootstrap, 95% intervals ({', '.join(v for v in res.order if any(u[0] == v for u in res.used))}; "
-               f"[variant] where not {res.variant})", res.variant)
+               f"Paired bootstrap, 95% intervals ({res.variant} runs; [v]: variant v's)", res.variant)
     md = write_atomic(out / "claims.md", render(results, res, command))
     return md, results
 
