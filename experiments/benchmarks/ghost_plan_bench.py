@@ -28,6 +28,9 @@ from experiments.benchmarks.gradient_bench import temp_bytes, timed
 from oodjax import gradients, models, scores
 
 
+VARIANTS = ("jit-map", "jit-one", "eager", "budget", "filter", "unfold", "ghost", "vmap")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="resnet20")
@@ -46,6 +49,9 @@ def main() -> None:
     m = models.get(a.model, num_classes=classes, in_channels=channels, image_size=a.image_size, **stem)
     apply = gradients.logits_fn_of(m.apply)
     shape = (a.batch, a.image_size, a.image_size, channels)
+    keep = set(a.only.split(",")) if a.only else set(VARIANTS)
+    if keep - set(VARIANTS):  # before any compilation
+        raise SystemExit(f"unknown --only variants {sorted(keep - set(VARIANTS))}; choose from {list(VARIANTS)}")
     dev = jax.devices()[0]
     print(f"== {a.model}, batch {a.batch}, {a.image_size}x{a.image_size}x{channels}, {dev.platform} ({dev.device_kind})")
 
@@ -76,21 +82,17 @@ def main() -> None:
           "\n| variant | norms / train step | ms | temp MiB | temp / train step |\n|---|---|---|---|---|")
     convs = [q.layer for q in plan if q.kind == "conv" and q.p > 1]
     budget_chunk = gradients.ghost_plan(apply, v, x, memory_budget=a.memory_budget)[1]
-    variants = {  # label: (jit the whole call?, keyword arguments, the batch XLA's memory analysis sees)
-        f"jit, lax.map, chunk {a.chunk}": (True, dict(method="ghost", chunk_size=a.chunk), a.batch),
-        "jit, one chunk": (True, dict(method="ghost", chunk_size=a.batch), a.batch),
-        f"eager, chunk {a.chunk}": (False, dict(method="ghost", chunk_size=a.chunk), a.chunk),
-        f"eager + budget {a.memory_budget // 2**20} MiB (chunk {budget_chunk})":
-            (False, dict(method="ghost", memory_budget=a.memory_budget), budget_chunk),
-        **{f"eager, all convs {mm}, chunk {a.chunk}":
-           (False, dict(method="ghost", chunk_size=a.chunk, methods={c: mm for c in convs}), a.chunk)
+    variants = {  # name: (label, jit the whole call?, keyword arguments, the batch XLA's memory analysis sees)
+        "jit-map": (f"jit, lax.map, chunk {a.chunk}", True, dict(method="ghost", chunk_size=a.chunk), a.batch),
+        "jit-one": ("jit, one chunk", True, dict(method="ghost", chunk_size=a.batch), a.batch),
+        "eager": (f"eager, chunk {a.chunk}", False, dict(method="ghost", chunk_size=a.chunk), a.chunk),
+        "budget": (f"eager + budget {a.memory_budget // 2**20} MiB (chunk {budget_chunk})", False,
+                   dict(method="ghost", memory_budget=a.memory_budget), budget_chunk),
+        **{mm: (f"eager, all convs {mm}, chunk {a.chunk}", False,
+                dict(method="ghost", chunk_size=a.chunk, methods={c: mm for c in convs}), a.chunk)
            for mm in ("filter", "unfold", "ghost")},
-        f"vmap, jit, chunk {a.chunk}": (True, dict(method="vmap", chunk_size=a.chunk), a.batch)}
-    short = ["jit-map", "jit-one", "eager", "budget", "filter", "unfold", "ghost", "vmap"]
-    keep = set(a.only.split(",")) if a.only else set(short)
-    if keep - set(short):
-        raise SystemExit(f"unknown --only variants {sorted(keep - set(short))}; choose from {short}")
-    for name, (label, (jitted, kw, seen)) in zip(short, variants.items()):
+        "vmap": (f"vmap, jit, chunk {a.chunk}", True, dict(method="vmap", chunk_size=a.chunk), a.batch)}
+    for name, (label, jitted, kw, seen) in variants.items():
         if name not in keep:
             continue
         def f(v, x, kw=kw):
