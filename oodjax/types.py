@@ -153,6 +153,10 @@ class Scorer(NamedTuple):
       the scorer sees as ModelOutputs.maps (Gram matrices). With `map_loss` it receives (maps, grads).
     map_loss: optional (N, C) logits -> (N,) per-sample loss whose gradients with respect to the maps
       (`Model.map_grads`) map_reduce receives; a scorer with one needs "maps" and "map_grads".
+    chunk: optional batch size at which `score` runs without a loop inside (a weight-gradient
+      scorer's chunk): on the CPU backend, where a compiled loop runs several times slower than
+      the same calls dispatched one by one, `oodjax.evaluate` scores a larger batch in pieces of
+      this many rows. None: any batch as one call.
     """
 
     fit: Callable[[FitData], PyTree]
@@ -161,6 +165,7 @@ class Scorer(NamedTuple):
     tune: Callable[[PyTree, ModelOutputs, Mapping[str, ModelOutputs]], dict[str, PyTree]] | None = None
     map_reduce: Callable[[tuple[jax.Array, ...]], Any] | None = None
     map_loss: Callable[[jax.Array], jax.Array] | None = None
+    chunk: int | None = None
 
 
 def require(out: ModelOutputs, who: str, *fields: str) -> None:

@@ -143,3 +143,38 @@ def test_sharding_over_devices_does_not_change_the_scores(key):
     assert [r["scorer"] for r in one.records] == [r["scorer"] for r in four.records]
     for r1, r4 in zip(one.records, four.records):
         assert abs(r1["auroc"] - r4["auroc"]) < 1e-3, (r1["scorer"], r1["ood_set"])
+
+
+def test_gradient_scorers_scored_in_pieces_on_cpu_equal_one_call(key):
+    """A scorer with a `chunk` is scored in pieces of that many rows on the CPU (the last piece
+    shifted back to end at the last row): the scores equal one call on the whole batch, on one
+    device and sharded over four, for batch sizes that leave a partial last piece or none."""
+    from oodjax.evaluate import _in_pieces
+    from oodjax.parallel import batch_mesh
+
+    model, variables, kw, opts = _setup(key)
+    grodin = scores.get("grodin_g", temperatures=(1.0, 10.0), epsilons=(0.0, 0.01))
+    assert grodin.chunk == 64
+    x = jnp.asarray(kw.normalize(kw.id_test.images))
+    state = {**grodin.fit(scores.FitData()), "epsilon": jnp.float32(0.01)}  # with ODIN's input step
+    predict = scores.Predict(model.apply, variables, (0.25,))
+    seen = []
+
+    def spy(state, view):
+        seen.append(view.inputs.shape[0])
+        return grodin.score(state, view)
+
+    whole = np.asarray(grodin.score(state, scores.ModelOutputs(inputs=x, model=predict)))
+    for n, piece in [(70, 16), (64, 16), (70, 70), (70, 100), (17, 5)]:
+        seen.clear()
+        got = _in_pieces(spy, piece, batch_mesh(jax.devices()[:1]))(state, scores.ModelOutputs(inputs=x[:n], model=predict))
+        np.testing.assert_allclose(np.asarray(got), whole[:n], rtol=1e-5, err_msg=f"n={n}, piece={piece}")
+        assert set(seen) == {min(n, piece)} and len(seen) == -(-n // piece), (n, piece, seen)
+    assert _in_pieces(spy, None, batch_mesh()) is spy  # no chunk: one call
+    # Through evaluate, on 4 devices: pieces of 16 rows give the scores of the unsplit scorer.
+    opts = {**opts, "batch_size": 40}
+    split = evaluate(model, variables, {"g": grodin._replace(chunk=16)}, kw, **opts)
+    one = evaluate(model, variables, {"g": grodin._replace(chunk=None)}, kw, **opts)
+    for name in ("bright", "dark"):
+        for a, b in zip(one.scores["g"][name], split.scores["g"][name]):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6, err_msg=name)

@@ -136,6 +136,22 @@ def test_grodin_scorers_are_gradient_scorers(key):
         np.testing.assert_allclose(jax.jit(scorer.score)(scorer.fit(scores.FitData()), out), want, rtol=1e-4)
 
 
+@pytest.mark.parametrize("backend", ["cpu", "gpu"])
+def test_the_odin_step_of_a_gradient_scorer_on_either_path(key, backend, monkeypatch):
+    """On a CPU the ODIN step is always taken (a conditional's branch runs slower there), elsewhere
+    it sits in a lax.cond that skips it at eps = 0: both give x - eps * direction, and x at eps = 0."""
+    from oodjax.scores._gradient_scorer import _odin_step
+
+    monkeypatch.setattr(jax, "default_backend", lambda: backend)
+    x = jax.random.normal(key, (3, 4, 4, 2))
+    direction = jnp.sign(jax.random.normal(jax.random.key(2), x.shape)) / 0.5
+    step = jax.jit(lambda x, e: _odin_step(x, e, lambda: direction))
+    np.testing.assert_array_equal(step(x, jnp.float32(0.0)), x)
+    np.testing.assert_allclose(step(x, jnp.float32(0.01)), x - 0.01 * direction, rtol=1e-6)
+    hlo = jax.jit(lambda x, e: _odin_step(x, e, lambda: direction)).lower(x, jnp.float32(0.0)).as_text()
+    assert ("conditional" in hlo or "case" in hlo) == (backend != "cpu")
+
+
 def test_grodin_decomposition_float64(key):
     with jax.enable_x64(True):
         m, v, apply = _model("resnet8", key)
@@ -302,6 +318,37 @@ def test_a_memory_budget_gives_the_same_norms(key):
     base = per_sample_grad_norms(apply, scores.grodin_loss, v, x, chunk_size=12, **kw)
     small = per_sample_grad_norms(apply, scores.grodin_loss, v, x, memory_budget=2**17, **kw)
     np.testing.assert_allclose(small, base, rtol=2e-5)
+
+
+def test_a_memory_budget_is_met_by_the_compiled_chunk(key):
+    """The chunk a budget gives is checked against XLA's memory analysis of the compiled chunk
+    (the shapes-only estimate is a first guess): its temporaries fit the budget, and the chunks
+    are evened out over the batch."""
+    from oodjax.gradients import _ghost
+
+    m, v, apply = _model("small_cnn", key, widths=(8, 16), feature_dim=16)
+    x = jax.random.normal(jax.random.key(5), (40, 8, 8, 2))
+    t = ({"temperature": jnp.asarray(1.0)},)
+    paths = gradients.selected_paths(v, ("params/.*",))
+
+    def temp(chunk, forced=()):
+        xc = jax.ShapeDtypeStruct((chunk, *x.shape[1:]), x.dtype)
+        return _ghost._ghost_sq_norms.lower(apply, scores.grodin_loss, v, xc, paths, chunk, t, forced).compile() \
+            .memory_analysis().temp_size_in_bytes
+
+    per_sample = temp(8) / 8
+    for budget in (int(per_sample * 12), int(per_sample * 25)):
+        _, estimate, _ = gradients.ghost_plan(apply, v, x, memory_budget=budget)
+        chunk, forced = _ghost._budget(apply, scores.grodin_loss, v, x, budget, ("params/.*",), None, t)
+        assert gradients.budget_chunk(apply, scores.grodin_loss, v, x, budget, shared=t) == chunk
+        assert temp(chunk, forced) <= budget, (budget, estimate, chunk)
+        assert temp(estimate, forced) > budget, "the estimate alone would have been enough: the test checks nothing"
+        assert chunk == -(-40 // -(-40 // chunk))  # even: 40 in chunks of 10 or 20, never 12 + 12 + 12 + 4
+        assert chunk >= 0.5 * budget / per_sample, (chunk, budget / per_sample)
+    got = per_sample_grad_norms(apply, scores.grodin_loss, v, x, selector="all", ord="sq", method="ghost", shared=t,
+                                memory_budget=int(per_sample * 12))
+    want = per_sample_grad_norms(apply, scores.grodin_loss, v, x, selector="all", ord="sq", method="vmap", shared=t)
+    np.testing.assert_allclose(got, want, rtol=2e-5)
 
 
 @pytest.mark.parametrize("method", ["ghost", "vmap"])

@@ -11,7 +11,8 @@ one chunk's call where chunks are dispatched from Python):
   jit, lax.map    the plan (fewest flops per layer) inside one jit, chunks of --chunk in XLA's loop
   jit, one chunk  the same on the whole batch at once (no loop)
   eager           called outside jit: chunks of --chunk dispatched from Python, one call each
-  eager + budget  the chunk from --memory-budget bytes (filter where patches would crowd it)
+  eager + budget  the chunk from --memory-budget bytes (`gradients.budget_chunk`: the plan's
+                  estimate checked against the compiled chunk's memory; filter where patches would crowd it)
   filter/unfold/ghost  every conv forced to one method, eager, chunk --chunk
   vmap            jax.vmap(jax.grad) per chunk in one jit, the reference path
 """
@@ -81,7 +82,8 @@ def main() -> None:
     print(f"\none training step: {t_step * 1e3:.1f} ms, temp {mem_step / 2**20:.0f} MiB\n"
           "\n| variant | norms / train step | ms | temp MiB | temp / train step |\n|---|---|---|---|---|")
     convs = [q.layer for q in plan if q.kind == "conv" and q.p > 1]
-    budget_chunk = gradients.ghost_plan(apply, v, x, memory_budget=a.memory_budget)[1]
+    budget_chunk = (gradients.budget_chunk(apply, scores.grodin_loss, v, x, a.memory_budget, shared=t1)
+                    if "budget" in keep else None)
     variants = {  # name: (label, jit the whole call?, keyword arguments, the batch XLA's memory analysis sees)
         "jit-map": (f"jit, lax.map, chunk {a.chunk}", True, dict(method="ghost", chunk_size=a.chunk), a.batch),
         "jit-one": ("jit, one chunk", True, dict(method="ghost", chunk_size=a.batch), a.batch),

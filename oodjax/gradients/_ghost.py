@@ -1,8 +1,11 @@
 """Per-sample squared gradient norms without materializing per-sample gradients.
 
-Every plain `nn.Dense` / `nn.Conv` / eval-mode `nn.BatchNorm` / `nn.GroupNorm` call of a Flax model is tapped: its input a is recorded and a
-zero perturbation e is added to its output, so that d loss / d e is the per-sample output
-gradient g. Then, exactly (per sample):
+Every plain `nn.Dense` / `nn.Conv` / eval-mode `nn.BatchNorm` / `nn.GroupNorm` call of a Flax
+model is tapped: an identity on its output whose backward pass (a custom VJP) receives the
+per-sample output gradient g, takes the layer's norms from g and the layer's input a at once, and
+hands them back as the gradient of one (N,) vector d. So one backward pass, which computes no
+weight gradient, gives every layer's norms summed, and holds a layer's g and temporaries only
+while that layer's norm is taken ("book-keeping", Bu et al. 2023). Then, exactly (per sample):
   dense  (a: (D,), g: (C,))        ||dL/dW||_F^2 = ||a||^2 ||g||^2,       ||dL/db||^2 = ||g||^2
   conv   (patches u_p, grads g_p)  ||dL/dW||_F^2 = ||sum_p u_p g_p^T||_F^2, one of (`LayerPlan`):
            "ghost"   Gram matrices sum_pq (u_p.u_q)(g_p.g_q): 2 P^2 (K + C) flops, holds the patches
@@ -100,8 +103,9 @@ def _unfold_sq_norm(m: nn.Conv, a: jax.Array, g: jax.Array) -> jax.Array:
     return sum(jnp.sum(jnp.einsum("npi,npc->nic", v, gg) ** 2, axis=(1, 2)) for v in _views(m, a))
 
 
-def _run(apply: Callable, variables: PyTree, x: jax.Array, eps: dict | None):
-    """logits, {layer: (module config, input, output)} with eps[layer] added to tapped outputs."""
+def _run(apply: Callable, variables: PyTree, x: jax.Array, wrap: Callable | None = None):
+    """logits, {layer: (module config, input, output)} of the tapped layers; wrap(layer, module,
+    input, output) -> output replaces each tapped layer's output (the norm taps)."""
     taps: dict[str, tuple] = {}
 
     def interceptor(next_fun, args, kwargs, context):
@@ -112,14 +116,41 @@ def _run(apply: Callable, variables: PyTree, x: jax.Array, eps: dict | None):
         if key in taps:
             raise ValueError(f"layer {key} is called twice (weight sharing): use the vmap path")
         out = next_fun(*args, **kwargs)
-        if eps is not None:
-            out = out + eps[key]
+        if wrap is not None:
+            out = wrap(key, m, args[0], out)
         taps[key] = (m, args[0], out)
         return out
 
     with nn.intercept_methods(interceptor):
         logits = apply(variables, x)
     return logits, taps
+
+
+def _norm_tap(m: nn.Module, leaves: frozenset[str], method: str) -> Callable:
+    """tap(out, a, stats, d) -> (out, d), identities, whose backward pass takes the layer's
+    per-sample squared norms from its input a and output gradient g (`_layer_sq_norms`) and adds
+    them to d's cotangent. The taps pass d (N,) along in call order, so the backward pass takes the
+    layers' norms one after the other, each waiting for the later layers' sum: one layer's patches
+    and temporaries live at a time. d's gradient is every tapped layer's norm summed, from one
+    backward pass that computes no weight gradient ("book-keeping", Bu et al. 2023)."""
+
+    @jax.custom_vjp
+    def tap(out, a, stats, d):
+        return out, d
+
+    def fwd(out, a, stats, d):
+        return (out, d), (a, stats)
+
+    def bwd(res, cts):
+        (a, stats), (g, d_ct) = res, cts
+        # a's patches depend on g and on the later layers' sum, so that XLA cannot compute them in the
+        # forward pass and hold every layer's at once (it drops optimization barriers on the CPU)
+        a = a + (0 * (g.reshape(-1)[0].astype(d_ct.dtype) + d_ct[0])).astype(a.dtype)
+        sq = _layer_sq_norms(m, a, g, leaves, stats, method).astype(d_ct.dtype)
+        return g, jnp.zeros_like(a), jax.tree.map(jnp.zeros_like, stats), d_ct + sq
+
+    tap.defvjp(fwd, bwd)
+    return tap
 
 
 METHODS = ("ghost", "unfold", "filter", "vmap")
@@ -263,7 +294,7 @@ def _discover(apply: Callable, variables: PyTree, x1: jax.Array) -> tuple[dict[s
     modules: dict[str, nn.Module] = {}
 
     def shapes(v, x):
-        _, taps = _run(apply, v, x, None)
+        _, taps = _run(apply, v, x)
         modules.update({k: t[0] for k, t in taps.items()})
         return {k: (t[1], t[2]) for k, t in taps.items()}
 
@@ -293,8 +324,12 @@ def _plan(modules, shapes, covered, forced: Mapping[str, str], budget_per_sample
 
 
 def _activation_bytes(shapes) -> int:
-    """Per sample: every tapped layer's input, output and output gradient, float32."""
-    return 4 * sum(int(np.prod(a.shape[1:])) + 2 * int(np.prod(o.shape[1:])) for a, o in shapes.values())
+    """Per sample, what the one backward pass holds besides a layer's norm temporaries: every
+    tapped layer's input and output (the forward's residuals) and the largest output gradient
+    twice (a layer's and the next one's), float32. A first guess: `per_sample_sq_grad_norms_ghost`
+    checks it against the compiler's memory analysis."""
+    sizes = [(int(np.prod(a.shape[1:])), int(np.prod(o.shape[1:]))) for a, o in shapes.values()]
+    return 4 * (sum(a + o for a, o in sizes) + 2 * max((o for _, o in sizes), default=0))
 
 
 def _resolve_plan(apply, variables, x, paths, forced: Mapping[str, str], memory_budget: int | None,
@@ -345,26 +380,84 @@ def _ghost_sq_norms(apply, logit_loss, variables, x, paths, chunk_size, shared, 
         apply, variables, x, paths, dict(forced), None, chunk_size)
     methods = {q.layer: q.method for q in plan}
     flat = flatten(variables)
-    out_shapes = {k: s[1] for k, s in shapes.items()}
+
+    taps = {k: _norm_tap(modules[k], frozenset(ls), methods[k]) for k, ls in covered.items()}
+    stats = {k: {s: jax.lax.stop_gradient(flat[f"{prefix}batch_stats/{k}/{s}"]) for s in ("mean", "var")}
+             if type(modules[k]) is nn.BatchNorm else {} for k in covered}
 
     def chunk_norms(xc):
-        eps = {k: jnp.zeros((xc.shape[0], *o.shape[1:]), o.dtype) for k, o in out_shapes.items()}
+        def total_loss(d):
+            chain = [d]
 
-        def total_loss(eps):
-            logits, taps = _run(apply, variables, xc, eps)
-            return jnp.sum(jax.vmap(lambda z: logit_loss(z, *shared))(logits)), {k: t[1] for k, t in taps.items()}
+            def wrap(k, m, a, o):
+                if k not in taps:
+                    return o
+                o, chain[0] = taps[k](o, jax.lax.stop_gradient(a), stats[k], chain[0])
+                return o
 
-        g, inputs = jax.grad(total_loss, has_aux=True)(eps)
-        out = jnp.zeros((xc.shape[0],), wide(xc.dtype))  # bf16 layers, float32 sums
-        for key, leaves in covered.items():
-            stats = {k: flat.get(f"{prefix}batch_stats/{key}/{k}") for k in ("mean", "var")}
-            out += _layer_sq_norms(modules[key], inputs[key], g[key], leaves, stats, methods[key]).astype(out.dtype)
+            logits, _ = _run(apply, variables, xc, wrap)
+            # the chain's end enters the loss with weight 0: its cotangent starts the sum at 0
+            loss = jnp.sum(jax.vmap(lambda z: logit_loss(z, *shared))(logits))
+            return loss + (0 * jnp.sum(chain[0])).astype(loss.dtype)
+
+        out = jax.grad(total_loss)(jnp.zeros((xc.shape[0],), wide(xc.dtype)))  # bf16 layers, float32 sums
         if rest_paths:  # parameters no tap covers: exact per-sample gradients, vmap path
             loss = lambda v, xi, *sh: logit_loss(apply(v, xi[None])[0], *sh)  # noqa: E731
             out += _reduce(vmapped_grads(loss, variables, rest_paths, 1, shared)(xc), "sq").astype(out.dtype)
         return out
 
     return _chunked(chunk_norms, (x,), chunk_size)
+
+
+_FITTED: dict[tuple, int] = {}  # (the call's static parts and shapes, budget) -> chunk
+
+
+def _fit_budget(apply, logit_loss, variables, x, paths, chunk: int, shared: tuple, forced: tuple, budget: int) -> int:
+    """The estimated chunk, evened out over the batch and shrunk until the compiled chunk's
+    temporaries (XLA's memory analysis) fit the budget: at most three compilations, the last one
+    reused by the call, and the answer remembered for the same shapes. Backends without a memory
+    analysis keep the estimate."""
+    spec = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype)  # noqa: E731  (x and variables may be traced)
+    v, sh = jax.tree.map(spec, variables), jax.tree.map(spec, shared)
+    key = (apply, logit_loss, paths, forced, budget, chunk, spec(x), jax.tree.structure((v, sh)),
+           tuple((a.shape, a.dtype) for a in jax.tree.leaves((v, sh))), jax.default_backend())
+    if key not in _FITTED:
+        _FITTED[key] = _fitted(v, sh, x, apply, logit_loss, paths, chunk, forced, budget)
+    return _FITTED[key]
+
+
+def _fitted(v, sh, x, apply, logit_loss, paths, chunk: int, forced: tuple, budget: int) -> int:
+    n = x.shape[0]
+    for _ in range(3):
+        chunk = -(-n // -(-n // chunk))  # as many calls, evened out: 256 in 5 chunks of 52, not 57
+        xc = jax.ShapeDtypeStruct((chunk, *x.shape[1:]), x.dtype)
+        try:
+            used = _ghost_sq_norms.lower(apply, logit_loss, v, xc, paths, chunk, sh, forced).compile() \
+                .memory_analysis().temp_size_in_bytes
+        except Exception:  # noqa: BLE001  (no memory analysis on this backend)
+            return chunk
+        if used <= budget or chunk == 1:
+            return chunk
+        chunk = max(1, int(chunk * budget / used))
+    return chunk
+
+
+def _budget(apply, logit_loss, variables, x, memory_budget: int, selector, methods, shared: tuple) -> tuple[int, tuple]:
+    """(chunk, forced methods) of a memory budget: `ghost_plan`'s, the chunk fitted (`_fit_budget`)."""
+    paths, forced = selected_paths(variables, selector), dict(methods or {})
+    plan, chunk, _ = ghost_plan(apply, variables, x, selector=selector, methods=methods, memory_budget=memory_budget)
+    forced = tuple(sorted({**forced, **{q.layer: q.method for q in plan if q.kind == "conv"}}.items()))
+    return _fit_budget(apply, logit_loss, variables, x, paths, chunk, shared, forced, memory_budget), forced
+
+
+def budget_chunk(apply: Callable[[PyTree, jax.Array], jax.Array], logit_loss: LogitLoss, variables: PyTree,
+                 x: jax.Array, memory_budget: int, *, selector: Selector = ("params/.*",),
+                 methods: Mapping[str, str] | None = None, shared: tuple = ()) -> int:
+    """The chunk `per_sample_sq_grad_norms_ghost(..., memory_budget=)` takes on x (N, ...): the
+    plan's estimate (`ghost_plan`), evened out over N and shrunk until XLA's memory analysis of the
+    compiled chunk fits the budget (compiles; the call then reuses the compilation)."""
+    check_int("memory_budget", memory_budget)
+    return _budget(apply, logit_loss, variables, x, memory_budget, selector, methods, tuple(shared))[0]
 
 
 def per_sample_sq_grad_norms_ghost(
@@ -385,8 +478,9 @@ def per_sample_sq_grad_norms_ghost(
       Dense/Conv layers are tapped); logit_loss: ((C,), *shared) -> scalar, hashable; shared:
       arguments of the loss that are not differentiated (a temperature).
     methods: {layer path: "ghost" | "unfold" | "filter" | "vmap"} forces layers (`ghost_plan` shows
-      the plan); memory_budget: bytes of temporaries per chunk, which then sets the chunk size (and
-      computes conv norms by "filter" where the patches would crowd out the batch) instead of chunk_size.
+      the plan); memory_budget: bytes of temporaries per chunk, which then sets the chunk size
+      (`budget_chunk`: checked against the compiled chunk's memory) instead of chunk_size, and
+      computes conv norms by "filter" where the patches would crowd out the batch.
     """
     _check_batch((x,), chunk_size)
     if memory_budget is not None:
@@ -396,9 +490,7 @@ def per_sample_sq_grad_norms_ghost(
         raise ValueError(f"methods must map layers to one of {METHODS}, got {bad}")
     paths, forced = selected_paths(variables, selector), tuple(sorted((methods or {}).items()))
     if memory_budget is not None:  # the chunk and the methods that fit the budget
-        plan, chunk_size, _ = ghost_plan(apply, variables, x, selector=selector, methods=methods,
-                                         memory_budget=memory_budget)
-        forced = tuple(sorted({**dict(forced), **{q.layer: q.method for q in plan if q.kind == "conv"}}.items()))
+        chunk_size, forced = _budget(apply, logit_loss, variables, x, memory_budget, selector, methods, tuple(shared))
     n = x.shape[0]
     if not isinstance(x, jax.core.Tracer) and n > chunk_size:
         # Called eagerly: one compiled call per chunk, dispatched from Python. Each call frees its
