@@ -145,7 +145,9 @@ def _norm_tap(m: nn.Module, leaves: frozenset[str], method: str) -> Callable:
         (a, stats), (g, d_ct) = res, cts
         # a's patches depend on g and on the later layers' sum, so that XLA cannot compute them in the
         # forward pass and hold every layer's at once (it drops optimization barriers on the CPU)
-        a = a + (0 * (g.reshape(-1)[0].astype(d_ct.dtype) + d_ct[0])).astype(a.dtype)
+        # (zero even where sample 0's gradient or norm is not finite: no sample reaches another's)
+        late = g.reshape(-1)[0].astype(d_ct.dtype) + d_ct[0]
+        a = a + (0 * jnp.where(jnp.isfinite(late), late, 0)).astype(a.dtype)
         sq = _layer_sq_norms(m, a, g, leaves, stats, method).astype(d_ct.dtype)
         return g, jnp.zeros_like(a), jax.tree.map(jnp.zeros_like, stats), d_ct + sq
 
