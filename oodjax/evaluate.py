@@ -94,6 +94,10 @@ def check_scorers(scorers: Mapping[str, Scorer], provides: frozenset[str], model
     for label, scorer in scorers.items():
         if scorer.map_loss is not None and not {T.MAPS, T.MAP_GRADS} <= scorer.needs:
             raise ValueError(f"scorer {label!r} has a map_loss but does not declare needs 'maps' and 'map_grads'")
+        if scorer.chunk is not None and (not isinstance(scorer.chunk, int) or isinstance(scorer.chunk, bool)
+                                         or scorer.chunk < 1):
+            raise ValueError(f"scorer {label!r} has chunk={scorer.chunk!r}: give a positive int (the rows its score "
+                             "takes at once) or None")
         check_needs(label, scorer.needs, model_label, provides)
 
 

@@ -48,6 +48,16 @@ def _truncate(path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+def _truncate_data(step_dir):
+    """Every array data file of a checkpoint cut to half its length. (Cutting only the largest
+    file went unnoticed in one fresh-clone run, 2026-11-28: the restore succeeded and matched the
+    digest; why was not found.)"""
+    data = [p for p in step_dir.rglob("*") if p.is_file() and p.parent.name == "d"]
+    assert data, sorted(p.name for p in step_dir.rglob("*"))
+    for p in data:
+        _truncate(p)
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A finished run (12 steps; checkpoints 8 and 12 kept) and its final variables."""
@@ -58,12 +68,13 @@ def finished(tmp_path_factory):
     return work, variables
 
 
-@pytest.mark.parametrize("damage", [_flip, _truncate, lambda p: p.unlink()], ids=["flipped", "truncated", "deleted"])
+@pytest.mark.parametrize("damage", [lambda d: _flip(_largest_file(d)), _truncate_data, lambda d: _largest_file(d).unlink()],
+                         ids=["flipped", "truncated", "deleted"])
 def test_a_damaged_newest_checkpoint_falls_back_to_the_intact_one(damage, finished, tmp_path):
     work, want = finished
     copy = tmp_path / "a"
     shutil.copytree(work, copy)
-    damage(_largest_file(copy / "checkpoints" / "12"))
+    damage(copy / "checkpoints" / "12")
     x, y = _data()
     seen = []
     with pytest.warns(UserWarning, match="step 12 .* damaged and were deleted; resuming from the intact one at step 8"):

@@ -86,6 +86,9 @@ def test_evaluate_bad_input(key):
     with pytest.raises(ValueError, match=r"scorer 'amp' needs \['samples'\], which model 'plain' does not provide"):
         evaluate(counted, variables, build_scorers({"msp": ("msp", {}), "amp": ("amp", {})}), kw, model_label="plain",
                  **opts)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match=f"scorer 'g' has chunk={bad!r}: give a positive int"):
+            evaluate(counted, variables, {"g": scores.get("grodin_g")._replace(chunk=bad)}, kw, **opts)
     assert calls == []
 
 

@@ -143,11 +143,12 @@ def _norm_tap(m: nn.Module, leaves: frozenset[str], method: str) -> Callable:
 
     def bwd(res, cts):
         (a, stats), (g, d_ct) = res, cts
-        # a's patches depend on g and on the later layers' sum, so that XLA cannot compute them in the
-        # forward pass and hold every layer's at once (it drops optimization barriers on the CPU)
-        # (zero even where sample 0's gradient or norm is not finite: no sample reaches another's)
-        late = g.reshape(-1)[0].astype(d_ct.dtype) + d_ct[0]
-        a = a + (0 * jnp.where(jnp.isfinite(late), late, 0)).astype(a.dtype)
+        # Each sample's a depends on its own g and later layers' sum (0 times it, zero even where it is
+        # not finite), so that XLA cannot cut the patches in the forward pass and hold every layer's
+        # at once (it drops optimization barriers on the CPU); per sample: no traffic across devices.
+        late = g.reshape(g.shape[0], -1)[:, 0].astype(d_ct.dtype) + d_ct
+        zero = (0 * jnp.where(jnp.isfinite(late), late, 0)).astype(a.dtype)
+        a = a + zero.reshape((-1,) + (1,) * (a.ndim - 1))
         sq = _layer_sq_norms(m, a, g, leaves, stats, method).astype(d_ct.dtype)
         return g, jnp.zeros_like(a), jax.tree.map(jnp.zeros_like, stats), d_ct + sq
 
@@ -416,32 +417,35 @@ _FITTED: dict[tuple, int] = {}  # (the call's static parts and shapes, budget) -
 
 def _fit_budget(apply, logit_loss, variables, x, paths, chunk: int, shared: tuple, forced: tuple, budget: int) -> int:
     """The estimated chunk, evened out over the batch and shrunk until the compiled chunk's
-    temporaries (XLA's memory analysis) fit the budget: at most three compilations, the last one
-    reused by the call, and the answer remembered for the same shapes. Backends without a memory
-    analysis keep the estimate."""
-    spec = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype)  # noqa: E731  (x and variables may be traced)
+    temporaries (XLA's memory analysis) fit the budget: at most four compilations (a chunk still
+    over the budget after them is shrunk once more, unchecked), the last one reused by the call,
+    and the answer remembered for the same shapes. Backends without a memory analysis keep the
+    evened estimate."""
+    spec = lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a))  # noqa: E731  (may be traced, or floats)
     v, sh = jax.tree.map(spec, variables), jax.tree.map(spec, shared)
     key = (apply, logit_loss, paths, forced, budget, chunk, spec(x), jax.tree.structure((v, sh)),
            tuple((a.shape, a.dtype) for a in jax.tree.leaves((v, sh))), jax.default_backend())
     if key not in _FITTED:
+        if len(_FITTED) > 256:  # every entry holds its apply and loss alive
+            _FITTED.clear()
         _FITTED[key] = _fitted(v, sh, x, apply, logit_loss, paths, chunk, forced, budget)
     return _FITTED[key]
 
 
 def _fitted(v, sh, x, apply, logit_loss, paths, chunk: int, forced: tuple, budget: int) -> int:
     n = x.shape[0]
-    for _ in range(3):
-        chunk = -(-n // -(-n // chunk))  # as many calls, evened out: 256 in 5 chunks of 52, not 57
+    for _ in range(4):
+        chunk = -(-n // -(-n // chunk))  # as many calls, evened out: an estimate of 57 gives 256 in 5 chunks of 52
         xc = jax.ShapeDtypeStruct((chunk, *x.shape[1:]), x.dtype)
+        compiled = _ghost_sq_norms.lower(apply, logit_loss, v, xc, paths, chunk, sh, forced).compile()
         try:
-            used = _ghost_sq_norms.lower(apply, logit_loss, v, xc, paths, chunk, sh, forced).compile() \
-                .memory_analysis().temp_size_in_bytes
-        except Exception:  # noqa: BLE001  (no memory analysis on this backend)
+            used = compiled.memory_analysis().temp_size_in_bytes
+        except (AttributeError, NotImplementedError, RuntimeError):  # no memory analysis on this backend
             return chunk
         if used <= budget or chunk == 1:
             return chunk
-        chunk = max(1, int(chunk * budget / used))
-    return chunk
+        chunk = max(1, int(chunk * budget / used * 0.98))
+    return -(-n // -(-n // chunk))  # memory grows with the chunk: the fourth shrink is taken unchecked
 
 
 def _budget(apply, logit_loss, variables, x, memory_budget: int, selector, methods, shared: tuple) -> tuple[int, tuple]:
@@ -475,6 +479,7 @@ def per_sample_sq_grad_norms_ghost(
     memory_budget: int | None = None,
 ) -> jax.Array:
     """(N,) squared L2 norms of d logit_loss(apply(variables, x_i)) / d (selected variables).
+    Not differentiable further: the taps' backward rules hold each layer's input constant.
 
     apply: (variables, x (B, ...)) -> logits (B, C), a hashable function of a Flax model (its
       Dense/Conv layers are tapped); logit_loss: ((C,), *shared) -> scalar, hashable; shared:

@@ -52,10 +52,10 @@ def smaller_is_id(norms: jax.Array, logits: jax.Array, hyper: Hyper) -> jax.Arra
 def _odin_step(x: jax.Array, eps: jax.Array, direction: Callable[[], jax.Array]) -> jax.Array:
     """x - eps * direction(). Where a conditional is cheap (GPU, TPU) the input gradient (a forward
     and a backward pass) is skipped at eps = 0; XLA:CPU runs a conditional's branch about 6x slower
-    than the same code outside one (ResNet-20, README "Speed"), so there the step is always taken
-    (at eps = 0 it leaves x as it is: the direction is finite)."""
+    than the same code outside one (ResNet-20, docs/norm_trick.md), so there the step is always
+    computed, and selected away at eps = 0 (x stays as it is even where the direction is NaN)."""
     if jax.default_backend() == "cpu":
-        return x - eps * direction()
+        return x - jnp.where(eps > 0, eps * direction(), jnp.zeros_like(x))
     return jax.lax.cond(eps > 0, lambda: x - eps * direction(), lambda: x)
 
 
