@@ -227,7 +227,7 @@ def _in_pieces(score: Callable, piece: int | None, mesh: Mesh) -> Callable:
     """score(state, view), called on pieces of `piece` rows (the last piece ends at the last row:
     one compiled shape) where the scorer asks for it and every device is a CPU (XLA:CPU runs a
     compiled loop, such as the norm trick's chunks, several times slower than the same calls
-    dispatched one by one; README, "Speed"); else score as it is."""
+    dispatched one by one; docs/norm_trick.md); else score as it is."""
     if piece is None or jax.process_count() > 1 or any(d.platform != "cpu" for d in mesh.devices.flat):
         return score
 
