@@ -27,7 +27,7 @@ from oodjax import types as T
 from oodjax.data import ArraySource, ImageSource, OODSet, prefetch
 from oodjax.data.prefetch import prefetch_map
 from oodjax.models import Model, Variables
-from oodjax.parallel import batch_mesh, global_batch, local_rows, replicate, to_host
+from oodjax.parallel import batch_mesh, global_batch, in_pieces, local_rows, replicate, to_host
 from oodjax.types import FitData, ModelOutputs, Predict, Scorer, check_needs, restrict
 from oodjax.validation import check_finite_rows, check_positive_values
 
@@ -236,11 +236,8 @@ def _in_pieces(score: Callable, piece: int | None, mesh: Mesh) -> Callable:
         rows = {a.shape[0] for a in jax.tree_util.tree_leaves(data)}
         if len(rows) != 1 or (n := rows.pop()) <= piece:
             return score(state, view)
-        starts = [*range(0, n - piece, piece), n - piece]
-        parts = [score(state, jax.tree.map(lambda a, i=i: a[i:i + piece], data)._replace(model=view.model))
-                 for i in starts]
-        covered = starts[-2] + piece if len(starts) > 1 else 0  # rows the earlier pieces gave
-        return jnp.concatenate([*parts[:-1], parts[-1][covered - starts[-1]:]])
+        return in_pieces(lambda i: score(state, jax.tree.map(lambda a: a[i:i + piece], data)._replace(model=view.model)),
+                         n, piece)
 
     return pieces
 

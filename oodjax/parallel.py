@@ -12,10 +12,11 @@ every process. With one process all of this reduces to `jax.device_put` and `np.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -83,3 +84,13 @@ def to_host(a: jax.Array | np.ndarray) -> np.ndarray:
             return np.asarray(a.addressable_data(0))
         return np.asarray(multihost_utils.process_allgather(a, tiled=True))
     return np.asarray(a)
+
+
+def in_pieces(call: Callable[[int], jax.Array], n: int, size: int) -> jax.Array:
+    """The n rows of a result computed size rows at a time: call(start) gives rows [start, start +
+    size), for starts 0, size, 2 size, ... and a last piece shifted back to end at row n (every call
+    one shape: one compilation), its rows already given dropped. n >= size."""
+    starts = [*range(0, n - size, size), n - size]
+    parts = [call(i) for i in starts]
+    covered = starts[-2] + size if len(starts) > 1 else 0  # rows the earlier pieces gave
+    return jnp.concatenate([*parts[:-1], parts[-1][covered - starts[-1]:]])

@@ -34,6 +34,7 @@ import numpy as np
 
 from oodjax.gradients._per_sample import _check_batch, _chunked, _reduce, vmapped_grads
 from oodjax.gradients._select import PyTree, Selector, flatten, selected_paths
+from oodjax.parallel import in_pieces
 from oodjax.validation import check_int
 
 LogitLoss = Callable[..., jax.Array]  # (C,) logits of one sample, *shared -> scalar
@@ -434,8 +435,9 @@ def _fit_budget(apply, logit_loss, variables, x, paths, chunk: int, shared: tupl
 
 def _fitted(v, sh, x, apply, logit_loss, paths, chunk: int, forced: tuple, budget: int) -> int:
     n = x.shape[0]
+    even = lambda c: -(-n // -(-n // c))  # noqa: E731  (as many calls, evened out: 57 gives 256 in 5 chunks of 52)
     for _ in range(4):
-        chunk = -(-n // -(-n // chunk))  # as many calls, evened out: an estimate of 57 gives 256 in 5 chunks of 52
+        chunk = even(chunk)
         xc = jax.ShapeDtypeStruct((chunk, *x.shape[1:]), x.dtype)
         compiled = _ghost_sq_norms.lower(apply, logit_loss, v, xc, paths, chunk, sh, forced).compile()
         try:
@@ -445,14 +447,14 @@ def _fitted(v, sh, x, apply, logit_loss, paths, chunk: int, forced: tuple, budge
         if used <= budget or chunk == 1:
             return chunk
         chunk = max(1, int(chunk * budget / used * 0.98))
-    return -(-n // -(-n // chunk))  # memory grows with the chunk: the fourth shrink is taken unchecked
+    return even(chunk)  # memory grows with the chunk: the fourth shrink is taken unchecked
 
 
 def _budget(apply, logit_loss, variables, x, memory_budget: int, selector, methods, shared: tuple) -> tuple[int, tuple]:
     """(chunk, forced methods) of a memory budget: `ghost_plan`'s, the chunk fitted (`_fit_budget`)."""
-    paths, forced = selected_paths(variables, selector), dict(methods or {})
     plan, chunk, _ = ghost_plan(apply, variables, x, selector=selector, methods=methods, memory_budget=memory_budget)
-    forced = tuple(sorted({**forced, **{q.layer: q.method for q in plan if q.kind == "conv"}}.items()))
+    forced = tuple(sorted({**dict(methods or {}), **{q.layer: q.method for q in plan if q.kind == "conv"}}.items()))
+    paths = selected_paths(variables, selector)
     return _fit_budget(apply, logit_loss, variables, x, paths, chunk, shared, forced, memory_budget), forced
 
 
@@ -502,10 +504,6 @@ def per_sample_sq_grad_norms_ghost(
     if not isinstance(x, jax.core.Tracer) and n > chunk_size:
         # Called eagerly: one compiled call per chunk, dispatched from Python. Each call frees its
         # temporaries, as lax.map would, without XLA's loop (several times slower on XLA:CPU).
-        parts = [_ghost_sq_norms(apply, logit_loss, variables, x[i:i + chunk_size], paths, chunk_size,
-                                 tuple(shared), forced) for i in range(0, n - n % chunk_size, chunk_size)]
-        if n % chunk_size:
-            parts.append(_ghost_sq_norms(apply, logit_loss, variables, x[n - chunk_size:], paths, chunk_size,
-                                         tuple(shared), forced)[chunk_size - n % chunk_size:])
-        return jnp.concatenate(parts)
+        return in_pieces(lambda i: _ghost_sq_norms(apply, logit_loss, variables, x[i:i + chunk_size], paths,
+                                                   chunk_size, tuple(shared), forced), n, chunk_size)
     return _ghost_sq_norms(apply, logit_loss, variables, x, paths, chunk_size, tuple(shared), forced)
