@@ -2,6 +2,7 @@
 
     python -m experiments.benchmarks.ghost_plan_bench                         # ResNet-20, batch 256, CPU
     python -m experiments.benchmarks.ghost_plan_bench --model resnet50 --image-size 224 --plan-only
+    python -m experiments.benchmarks.ghost_plan_bench --model wrn40_2 --memory-only   # compile, no timing
 
 Prints the norm-trick plan per tapped layer (`gradients.ghost_plan`: kind, P positions, K inputs
 per position, C outputs, method, MFLOP and KiB per sample), then for each variant the time of
@@ -32,7 +33,7 @@ from oodjax import gradients, models, scores
 VARIANTS = ("jit-map", "jit-one", "eager", "budget", "filter", "unfold", "ghost", "vmap")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="resnet20")
     p.add_argument("--image-size", type=int, default=32)
@@ -41,9 +42,11 @@ def main() -> None:
     p.add_argument("--memory-budget", type=int, default=256 * 2**20, help="bytes, for the 'auto + budget' variant")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--plan-only", action="store_true", help="print the plan (shapes only, no compute)")
+    p.add_argument("--memory-only", action="store_true",
+                   help="compile only: each variant's temporaries, no timing (the vmap path takes minutes on big models)")
     p.add_argument("--only", default=None, help="comma-separated variants to run (of: jit-map, jit-one, eager, "
                                                 "budget, filter, unfold, ghost, vmap; default all)")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     stem = {"stem": "imagenet"} if a.image_size >= 128 and a.model.startswith("resnet") and a.model != "resnet20" else {}
     channels = 1 if a.model == "small_cnn" else 3
     classes = 1000 if a.image_size >= 128 else 10
@@ -77,9 +80,10 @@ def main() -> None:
                                                                    jnp.zeros(x.shape[0], jnp.int32)).mean()
         return jax.value_and_grad(loss)(v["params"])
 
-    _, t_step = timed(jax.jit(step), v, x, repeats=a.repeats)
+    t_step = float("nan") if a.memory_only else timed(jax.jit(step), v, x, repeats=a.repeats)[1]
     mem_step = temp_bytes(step, v, x)
-    print(f"\none training step: {t_step * 1e3:.1f} ms, temp {mem_step / 2**20:.0f} MiB\n"
+    timing = "not timed (--memory-only)" if a.memory_only else f"{t_step * 1e3:.1f} ms"
+    print(f"\none training step: {timing}, temp {mem_step / 2**20:.0f} MiB\n"
           "\n| variant | norms / train step | ms | temp MiB | temp / train step |\n|---|---|---|---|---|")
     convs = [q.layer for q in plan if q.kind == "conv" and q.p > 1]
     budget_chunk = (gradients.budget_chunk(apply, scores.grodin_loss, v, x, a.memory_budget, shared=t1)
@@ -88,7 +92,7 @@ def main() -> None:
         "jit-map": (f"jit, lax.map, chunk {a.chunk}", True, dict(method="ghost", chunk_size=a.chunk), a.batch),
         "jit-one": ("jit, one chunk", True, dict(method="ghost", chunk_size=a.batch), a.batch),
         "eager": (f"eager, chunk {a.chunk}", False, dict(method="ghost", chunk_size=a.chunk), a.chunk),
-        "budget": (f"eager + budget {a.memory_budget // 2**20} MiB (chunk {budget_chunk})", False,
+        "budget": (f"eager + budget {a.memory_budget / 2**20:g} MiB (chunk {budget_chunk})", False,
                    dict(method="ghost", memory_budget=a.memory_budget), budget_chunk),
         **{mm: (f"eager, all convs {mm}, chunk {a.chunk}", False,
                 dict(method="ghost", chunk_size=a.chunk, methods={c: mm for c in convs}), a.chunk)
@@ -100,9 +104,10 @@ def main() -> None:
         def f(v, x, kw=kw):
             return gradients.per_sample_grad_norms(apply, scores.grodin_loss, v, x, shared=t1, selector="all",
                                                    ord="sq", **kw)
-        _, t = timed(jax.jit(f) if jitted else f, v, x, repeats=a.repeats)
+        t = float("nan") if a.memory_only else timed(jax.jit(f) if jitted else f, v, x, repeats=a.repeats)[1]
         mem = temp_bytes(f, v, x[:seen])
-        print(f"| {label} | {t / t_step:.2f} | {t * 1e3:.1f} | {mem / 2**20:.0f} | {mem / max(mem_step, 1):.2f} |",
+        ratio, ms = ("-", "-") if a.memory_only else (f"{t / t_step:.2f}", f"{t * 1e3:.1f}")
+        print(f"| {label} | {ratio} | {ms} | {mem / 2**20:.0f} | {mem / max(mem_step, 1):.2f} |",
               flush=True)
 
 

@@ -127,6 +127,12 @@ def _run(apply: Callable, variables: PyTree, x: jax.Array, wrap: Callable | None
     return logits, taps
 
 
+def _zero_of(v: jax.Array, dtype, ndim: int) -> jax.Array:
+    """0 * v (N,), zero even where v is not finite, shaped (N, 1, ...) to add to an ndim array: a
+    per-sample data dependency with no value."""
+    return (0 * jnp.where(jnp.isfinite(v), v, 0)).astype(dtype).reshape((-1,) + (1,) * (ndim - 1))
+
+
 def _norm_tap(m: nn.Module, leaves: frozenset[str], method: str) -> Callable:
     """tap(out, a, stats, d) -> (out, d), identities, whose backward pass takes the layer's
     per-sample squared norms from its input a and output gradient g (`_layer_sq_norms`) and adds
@@ -147,10 +153,11 @@ def _norm_tap(m: nn.Module, leaves: frozenset[str], method: str) -> Callable:
         # Each sample's a depends on its own g and later layers' sum (0 times it, zero even where it is
         # not finite), so that XLA cannot cut the patches in the forward pass and hold every layer's
         # at once (it drops optimization barriers on the CPU); per sample: no traffic across devices.
-        late = g.reshape(g.shape[0], -1)[:, 0].astype(d_ct.dtype) + d_ct
-        zero = (0 * jnp.where(jnp.isfinite(late), late, 0)).astype(a.dtype)
-        a = a + zero.reshape((-1,) + (1,) * (a.ndim - 1))
+        a = a + _zero_of(g.reshape(g.shape[0], -1)[:, 0].astype(d_ct.dtype) + d_ct, a.dtype, a.ndim)
         sq = _layer_sq_norms(m, a, g, leaves, stats, method).astype(d_ct.dtype)
+        # and the gradient passed on waits for this layer's norms, so that XLA cannot run the whole
+        # backward pass of the gradients first and hold every layer's output gradient at once
+        g = g + _zero_of(sq, g.dtype, g.ndim)
         return g, jnp.zeros_like(a), jax.tree.map(jnp.zeros_like, stats), d_ct + sq
 
     tap.defvjp(fwd, bwd)
@@ -417,11 +424,9 @@ _FITTED: dict[tuple, int] = {}  # (the call's static parts and shapes, budget) -
 
 
 def _fit_budget(apply, logit_loss, variables, x, paths, chunk: int, shared: tuple, forced: tuple, budget: int) -> int:
-    """The estimated chunk, evened out over the batch and shrunk until the compiled chunk's
-    temporaries (XLA's memory analysis) fit the budget: at most four compilations (a chunk still
-    over the budget after them is shrunk once more, unchecked), the last one reused by the call,
-    and the answer remembered for the same shapes. Backends without a memory analysis keep the
-    evened estimate."""
+    """The estimated chunk, evened out over the batch, then fitted to the budget by XLA's memory
+    analysis of the compiled chunk (`_fitted`), remembered for the same shapes. Backends without a
+    memory analysis keep the evened estimate."""
     spec = lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a))  # noqa: E731  (may be traced, or floats)
     v, sh = jax.tree.map(spec, variables), jax.tree.map(spec, shared)
     key = (apply, logit_loss, paths, forced, budget, chunk, spec(x), jax.tree.structure((v, sh)),
@@ -434,20 +439,33 @@ def _fit_budget(apply, logit_loss, variables, x, paths, chunk: int, shared: tupl
 
 
 def _fitted(v, sh, x, apply, logit_loss, paths, chunk: int, forced: tuple, budget: int) -> int:
+    """The largest chunk seen to fit in at most four compilations: each one scales the chunk by
+    budget / its temporaries (memory grows about linearly with the chunk), shrinking one that is
+    over the budget and growing one under 80% of it (the estimate errs high). If none fitted, the
+    fourth shrink is taken unchecked."""
     n = x.shape[0]
     even = lambda c: -(-n // -(-n // c))  # noqa: E731  (as many calls, evened out: 57 gives 256 in 5 chunks of 52)
+    chunk, fits = even(chunk), 0
     for _ in range(4):
-        chunk = even(chunk)
         xc = jax.ShapeDtypeStruct((chunk, *x.shape[1:]), x.dtype)
         compiled = _ghost_sq_norms.lower(apply, logit_loss, v, xc, paths, chunk, sh, forced).compile()
         try:
             used = compiled.memory_analysis().temp_size_in_bytes
         except (AttributeError, NotImplementedError, RuntimeError):  # no memory analysis on this backend
             return chunk
-        if used <= budget or chunk == 1:
-            return chunk
-        chunk = max(1, int(chunk * budget / used * 0.98))
-    return even(chunk)  # memory grows with the chunk: the fourth shrink is taken unchecked
+        if used <= budget:
+            fits = max(fits, chunk)
+            if chunk == n or used >= 0.8 * budget:
+                break
+            nxt = even(min(n, int(chunk * budget / max(used, 1) * 0.95)))
+        elif chunk == 1:
+            return 1
+        else:
+            nxt = even(max(1, int(chunk * budget / used * 0.98)))
+        if nxt == chunk or nxt <= fits:
+            break
+        chunk = nxt
+    return fits or chunk
 
 
 def _budget(apply, logit_loss, variables, x, memory_budget: int, selector, methods, shared: tuple) -> tuple[int, tuple]:
@@ -462,8 +480,8 @@ def budget_chunk(apply: Callable[[PyTree, jax.Array], jax.Array], logit_loss: Lo
                  x: jax.Array, memory_budget: int, *, selector: Selector = ("params/.*",),
                  methods: Mapping[str, str] | None = None, shared: tuple = ()) -> int:
     """The chunk `per_sample_sq_grad_norms_ghost(..., memory_budget=)` takes on x (N, ...): the
-    plan's estimate (`ghost_plan`), evened out over N and shrunk until XLA's memory analysis of the
-    compiled chunk fits the budget (compiles; the call then reuses the compilation)."""
+    plan's estimate (`ghost_plan`), evened out over N, then shrunk or grown by XLA's memory analysis
+    of the compiled chunk to the largest seen to fit the budget (compiles up to four times)."""
     check_int("memory_budget", memory_budget)
     return _budget(apply, logit_loss, variables, x, memory_budget, selector, methods, tuple(shared))[0]
 
