@@ -268,7 +268,7 @@ def test_throughput_bench_runs_both_dtypes(capsys):
 def test_plan_bench_memory_only_shows_the_norms_hold_less_than_the_vmap_path(capsys):
     """ghost_plan_bench --memory-only compiles each variant and prints its temporaries: at the same
     chunk the one backward pass holds less than the vmap path (issue 19's memory goal; on ResNet-20
-    it held more, 18 vs 15 MiB, until each layer's passed-on gradient waited for its norms)."""
+    it held more, 18 vs 15 MiB, until each passed-on gradient waited for the later layers' norms)."""
     from experiments.benchmarks import ghost_plan_bench
 
     ghost_plan_bench.main(["--model", "resnet20", "--batch", "16", "--chunk", "8",

@@ -138,8 +138,9 @@ def _norm_tap(m: nn.Module, leaves: frozenset[str], method: str) -> Callable:
     per-sample squared norms from its input a and output gradient g (`_layer_sq_norms`) and adds
     them to d's cotangent. The taps pass d (N,) along in call order, so the backward pass takes the
     layers' norms one after the other, each waiting for the later layers' sum: one layer's patches
-    and temporaries live at a time. d's gradient is every tapped layer's norm summed, from one
-    backward pass that computes no weight gradient ("book-keeping", Bu et al. 2023)."""
+    and temporaries live at a time; and the output gradient passed on waits for that sum too, so
+    the gradients run at most a layer ahead of the norms. d's gradient is every tapped layer's norm
+    summed, from one backward pass that computes no weight gradient ("book-keeping", Bu et al. 2023)."""
 
     @jax.custom_vjp
     def tap(out, a, stats, d):
@@ -155,9 +156,10 @@ def _norm_tap(m: nn.Module, leaves: frozenset[str], method: str) -> Callable:
         # at once (it drops optimization barriers on the CPU); per sample: no traffic across devices.
         a = a + _zero_of(g.reshape(g.shape[0], -1)[:, 0].astype(d_ct.dtype) + d_ct, a.dtype, a.ndim)
         sq = _layer_sq_norms(m, a, g, leaves, stats, method).astype(d_ct.dtype)
-        # and the gradient passed on waits for this layer's norms, so that XLA cannot run the whole
-        # backward pass of the gradients first and hold every layer's output gradient at once
-        g = g + _zero_of(sq, g.dtype, g.ndim)
+        # and the gradient passed on waits for the later layers' norms, so that XLA cannot run the
+        # gradients' whole backward pass first and hold every layer's output gradient at once (waiting
+        # for the sum before this layer's norm lets that norm overlap the layer's input gradient)
+        g = g + _zero_of(d_ct, g.dtype, g.ndim)
         return g, jnp.zeros_like(a), jax.tree.map(jnp.zeros_like, stats), d_ct + sq
 
     tap.defvjp(fwd, bwd)
