@@ -278,6 +278,7 @@ def test_plan_bench_memory_only_shows_the_norms_hold_less_than_the_vmap_path(cap
     assert set(rows) == {"eager", "vmap"} and rows["eager"][2].strip() == "-"  # not timed
     assert 0 < float(rows["eager"][5]) < float(rows["vmap"][5]), rows
 
+
 @pytest.mark.parametrize("method", ["ghost", "unfold", "filter", "vmap"])
 def test_every_conv_method_equals_the_per_sample_loop_float64(key, method):
     """Each method forced on every conv layer of ResNet-8 (strided, padded, 1x1 and 3x3 convs, BN)
@@ -359,9 +360,20 @@ def test_a_memory_budget_is_met_by_the_compiled_chunk(key):
         assert temp(estimate, forced) > budget, "the estimate alone would have been enough: the test checks nothing"
         assert chunk == -(-40 // -(-40 // chunk))  # even: 40 in chunks of 10 or 20, never 12 + 12 + 12 + 4
         assert chunk >= 0.5 * budget / per_sample, (chunk, budget / per_sample)
-    budget = int(per_sample * 25)  # an estimate that errs low is grown to the largest chunk seen to fit
-    grown = _ghost._fitted(v, t, x, apply, scores.grodin_loss, paths, 2, (), budget)
+    budget = int(per_sample * 25)  # an estimate that errs low is grown to the largest chunk seen to fit,
+    compiled = []  # compiling no chunk twice
+
+    class Counting:
+        def lower(self, *args):
+            compiled.append(args[5])
+            return _ghost_sq_norms.lower(*args)
+
+    _ghost_sq_norms = _ghost._ghost_sq_norms
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_ghost, "_ghost_sq_norms", Counting())
+        grown = _ghost._fitted(v, t, x, apply, scores.grodin_loss, paths, 2, (), budget)
     assert grown >= 8 and temp(grown) <= budget, grown
+    assert 2 <= len(compiled) <= 4 and len(set(compiled)) == len(compiled), compiled
     got = per_sample_grad_norms(apply, scores.grodin_loss, v, x, selector="all", ord="sq", method="ghost", shared=t,
                                 memory_budget=int(per_sample * 12))
     want = per_sample_grad_norms(apply, scores.grodin_loss, v, x, selector="all", ord="sq", method="vmap", shared=t)

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     t_step = float("nan") if a.memory_only else timed(jax.jit(step), v, x, repeats=a.repeats)[1]
     mem_step = temp_bytes(step, v, x)
     timing = "not timed (--memory-only)" if a.memory_only else f"{t_step * 1e3:.1f} ms"
-    print(f"\none training step: {timing}, temp {mem_step / 2**20:.0f} MiB\n"
+    print(f"\none training step: {timing}, temp {'n/a' if mem_step is None else f'{mem_step / 2**20:.0f}'} MiB\n"
           "\n| variant | norms / train step | ms | temp MiB | temp / train step |\n|---|---|---|---|---|")
     convs = [q.layer for q in plan if q.kind == "conv" and q.p > 1]
     budget_chunk = (gradients.budget_chunk(apply, scores.grodin_loss, v, x, a.memory_budget, shared=t1)
@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> None:
         t = float("nan") if a.memory_only else timed(jax.jit(f) if jitted else f, v, x, repeats=a.repeats)[1]
         mem = temp_bytes(f, v, x[:seen])
         ratio, ms = ("-", "-") if a.memory_only else (f"{t / t_step:.2f}", f"{t * 1e3:.1f}")
-        print(f"| {label} | {ratio} | {ms} | {mem / 2**20:.0f} | {mem / max(mem_step, 1):.2f} |",
+        mib = "n/a" if mem is None else f"{mem / 2**20:.0f}"  # (a backend without a memory analysis)
+        rel = "n/a" if mem is None or mem_step is None else f"{mem / max(mem_step, 1):.2f}"
+        print(f"| {label} | {ratio} | {ms} | {mib} | {rel} |",
               flush=True)
 
 

@@ -443,11 +443,12 @@ def _fit_budget(apply, logit_loss, variables, x, paths, chunk: int, shared: tupl
 def _fitted(v, sh, x, apply, logit_loss, paths, chunk: int, forced: tuple, budget: int) -> int:
     """The largest chunk seen to fit in at most four compilations: each one scales the chunk by
     budget / its temporaries (memory grows about linearly with the chunk), shrinking one that is
-    over the budget and growing one under 80% of it (the estimate errs high). If none fitted, the
-    fourth shrink is taken unchecked."""
+    over the budget and growing one under 80% of it (the estimate errs high), never back to a
+    chunk seen over it. If none fitted, the fourth shrink is taken unchecked; a budget that even a
+    chunk of 1 exceeds gives 1."""
     n = x.shape[0]
     even = lambda c: -(-n // -(-n // c))  # noqa: E731  (as many calls, evened out: 57 gives 256 in 5 chunks of 52)
-    chunk, fits = even(chunk), 0
+    chunk, fits, over = even(chunk), 0, n + 1  # the largest chunk seen to fit, the smallest seen not to
     for _ in range(4):
         xc = jax.ShapeDtypeStruct((chunk, *x.shape[1:]), x.dtype)
         compiled = _ghost_sq_norms.lower(apply, logit_loss, v, xc, paths, chunk, sh, forced).compile()
@@ -459,10 +460,11 @@ def _fitted(v, sh, x, apply, logit_loss, paths, chunk: int, forced: tuple, budge
             fits = max(fits, chunk)
             if chunk == n or used >= 0.8 * budget:
                 break
-            nxt = even(min(n, int(chunk * budget / max(used, 1) * 0.95)))
+            nxt = even(min(n, over - 1, int(chunk * budget / max(used, 1) * 0.95)))
         elif chunk == 1:
             return 1
         else:
+            over = min(over, chunk)
             nxt = even(max(1, int(chunk * budget / used * 0.98)))
         if nxt == chunk or nxt <= fits:
             break
