@@ -422,22 +422,7 @@ def _ghost_sq_norms(apply, logit_loss, variables, x, paths, chunk_size, shared, 
     return _chunked(chunk_norms, (x,), chunk_size)
 
 
-_FITTED: dict[tuple, int] = {}  # (the call's static parts and shapes, budget) -> chunk
-
-
-def _fit_budget(apply, logit_loss, variables, x, paths, chunk: int, shared: tuple, forced: tuple, budget: int) -> int:
-    """The estimated chunk, evened out over the batch, then fitted to the budget by XLA's memory
-    analysis of the compiled chunk (`_fitted`), remembered for the same shapes. Backends without a
-    memory analysis keep the evened estimate."""
-    spec = lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a))  # noqa: E731  (may be traced, or floats)
-    v, sh = jax.tree.map(spec, variables), jax.tree.map(spec, shared)
-    key = (apply, logit_loss, paths, forced, budget, chunk, spec(x), jax.tree.structure((v, sh)),
-           tuple((a.shape, a.dtype) for a in jax.tree.leaves((v, sh))), jax.default_backend())
-    if key not in _FITTED:
-        if len(_FITTED) > 256:  # every entry holds its apply and loss alive
-            _FITTED.clear()
-        _FITTED[key] = _fitted(v, sh, x, apply, logit_loss, paths, chunk, forced, budget)
-    return _FITTED[key]
+_FITTED: dict[tuple, tuple[int, tuple]] = {}  # (the call's static parts and shapes, budget) -> (chunk, forced)
 
 
 def _fitted(v, sh, x, apply, logit_loss, paths, chunk: int, forced: tuple, budget: int) -> int:
@@ -473,11 +458,22 @@ def _fitted(v, sh, x, apply, logit_loss, paths, chunk: int, forced: tuple, budge
 
 
 def _budget(apply, logit_loss, variables, x, memory_budget: int, selector, methods, shared: tuple) -> tuple[int, tuple]:
-    """(chunk, forced methods) of a memory budget: `ghost_plan`'s, the chunk fitted (`_fit_budget`)."""
-    plan, chunk, _ = ghost_plan(apply, variables, x, selector=selector, methods=methods, memory_budget=memory_budget)
-    forced = tuple(sorted({**dict(methods or {}), **{q.layer: q.method for q in plan if q.kind == "conv"}}.items()))
+    """(chunk, forced methods) of a memory budget: `ghost_plan`'s, the chunk fitted by XLA's memory
+    analysis (`_fitted`; backends without one keep the evened estimate), remembered for the same
+    shapes, so that a repeated call neither traces the model for its plan nor compiles again."""
+    spec = lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a))  # noqa: E731  (may be traced, or floats)
+    v, sh = jax.tree.map(spec, variables), jax.tree.map(spec, shared)
     paths = selected_paths(variables, selector)
-    return _fit_budget(apply, logit_loss, variables, x, paths, chunk, shared, forced, memory_budget), forced
+    key = (apply, logit_loss, paths, tuple(sorted((methods or {}).items())), memory_budget, spec(x),
+           jax.tree.structure((v, sh)), tuple((a.shape, a.dtype) for a in jax.tree.leaves((v, sh))),
+           jax.default_backend())
+    if key not in _FITTED:
+        if len(_FITTED) > 256:  # every entry holds its apply and loss alive
+            _FITTED.clear()
+        plan, chunk, _ = ghost_plan(apply, variables, x, selector=selector, methods=methods, memory_budget=memory_budget)
+        forced = tuple(sorted({**dict(methods or {}), **{q.layer: q.method for q in plan if q.kind == "conv"}}.items()))
+        _FITTED[key] = _fitted(v, sh, x, apply, logit_loss, paths, chunk, forced, memory_budget), forced
+    return _FITTED[key]
 
 
 def budget_chunk(apply: Callable[[PyTree, jax.Array], jax.Array], logit_loss: LogitLoss, variables: PyTree,
